@@ -1,0 +1,81 @@
+import { Command, Flags, Interfaces } from '@oclif/core';
+import { Store, defaultRoot } from '../store';
+import { isImgtoolError } from '../errors';
+import { terminalProgress } from './progress';
+import { Progress } from '../progress';
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof ImgtoolCommand)['baseFlags'] & T['flags']>;
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+/**
+ * Base of every imgtool command: `--root`, `--json`, `--quiet`, `--debug`; one clear
+ * error line on stderr (stack only with --debug) and a non-zero exit code.
+ */
+export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
+  static override baseFlags = {
+    root: Flags.string({ description: 'store directory [default: $IMGTOOL_ROOT or ~/.local/share/imgtool]', helpGroup: 'GLOBAL' }),
+    json: Flags.boolean({ description: 'print machine-readable JSON on stdout', helpGroup: 'GLOBAL', default: false }),
+    quiet: Flags.boolean({ char: 'q', description: 'no progress output', helpGroup: 'GLOBAL', default: false }),
+    debug: Flags.boolean({ description: 'show stack traces on errors', helpGroup: 'GLOBAL', default: false }),
+  };
+
+  protected flags!: BaseFlags<T>;
+  protected args!: BaseArgs<T>;
+  private store_: Store | undefined;
+  private progress_: (Progress & { stop(): void }) | undefined;
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const { args, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof ImgtoolCommand).baseFlags,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
+    this.flags = flags as BaseFlags<T>;
+    this.args = args as BaseArgs<T>;
+  }
+
+  /** The store at --root, opened on first use and closed when the command ends. */
+  protected get store(): Store {
+    if (!this.store_) this.store_ = Store.open(this.flags.root ?? defaultRoot());
+    return this.store_;
+  }
+
+  protected get progress(): Progress {
+    if (!this.progress_) this.progress_ = terminalProgress({ quiet: this.flags.quiet, json: this.flags.json });
+    return this.progress_;
+  }
+
+  /** Print a line on stdout (suppressed in --json mode). */
+  protected out(line: string): void {
+    if (!this.flags.json) process.stdout.write(line + '\n');
+  }
+
+  protected outJSON(v: unknown): void {
+    process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+  }
+
+  protected warn_(message: string): void {
+    this.progress.warn(message);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    this.progress_?.stop();
+    // oclif's own exits (help, version, parse errors) keep their handling.
+    if (err && err.oclif && typeof err.oclif.exit === 'number' && !isImgtoolError(err)) throw err;
+    const debug = this.flags?.debug || process.argv.includes('--debug');
+    let msg = err?.message ?? String(err);
+    if (isImgtoolError(err) && err.details.length) msg += '\n' + err.details.map((d) => `  ${d}`).join('\n');
+    process.stderr.write(`imgtool: error: ${msg}\n`);
+    if (debug && err?.stack) process.stderr.write(err.stack + '\n');
+    process.exitCode = 1;
+    return undefined;
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    this.progress_?.stop();
+    this.store_?.close();
+    return super.finally(err);
+  }
+}

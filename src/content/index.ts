@@ -1,0 +1,394 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { Readable, Writable, Transform, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Metadata } from '../metadata';
+import { Digest, digestHex, validateDigest } from '../digest';
+import { DigestMismatchError, ImgtoolError, NotFoundError, SizeMismatchError } from '../errors';
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+  createdAt: number;
+}
+
+/**
+ * Something that can hold resources against garbage collection (a lease). The content
+ * store calls `attach` inside the same write transaction that makes a blob visible,
+ * so prune can never delete a blob between "it exists" and "it is mine".
+ */
+export interface ResourceHolder {
+  attach(kind: 'content' | 'snapshot' | 'image', ref: string): void;
+}
+
+export interface WriterOptions {
+  /** Expected digest; verified at commit. Also enables the already-present fast path. */
+  digest?: Digest;
+  /** Expected size; verified while writing (never writes past it) and at commit. */
+  size?: number;
+  /** Attach the committed blob to this holder. */
+  lease?: ResourceHolder;
+  /** Called with the running byte count. */
+  onProgress?: (bytes: number) => void;
+  /** What the blob is, for error messages (e.g. "layer 2 of docker.io/library/x:1"). */
+  what?: string;
+}
+
+/** Default cap for JSON documents (manifests, indexes, configs), as containerd does. */
+export const MAX_JSON_SIZE = 20 * 1024 * 1024;
+
+/**
+ * Content-addressed blob store. Blobs live at `ROOT/content/blobs/sha256/<hex>`, are
+ * written to `ROOT/content/ingest/` first, hashed while written, verified, fsynced and
+ * renamed into place; the `blobs` table records what is committed.
+ */
+export class ContentStore {
+  readonly root: string;
+  readonly blobsDir: string;
+  readonly ingestDir: string;
+  private readonly meta: Metadata;
+  private dirsMade = false;
+
+  constructor(root: string, meta: Metadata) {
+    this.root = path.join(root, 'content');
+    this.blobsDir = path.join(this.root, 'blobs', 'sha256');
+    this.ingestDir = path.join(this.root, 'ingest');
+    this.meta = meta;
+  }
+
+  private ensureDirs(): void {
+    if (this.dirsMade) return;
+    fs.mkdirSync(this.blobsDir, { recursive: true });
+    fs.mkdirSync(this.ingestDir, { recursive: true });
+    this.dirsMade = true;
+  }
+
+  /** Filesystem path of a blob (for fast copies); check `has()` first. */
+  blobPath(digest: Digest): string {
+    return path.join(this.blobsDir, digestHex(digest));
+  }
+
+  info(digest: Digest): BlobInfo | undefined {
+    const row = this.meta.db.prepare('SELECT digest, size, created_at FROM blobs WHERE digest = ?').get(digest) as
+      | { digest: string; size: number; created_at: number }
+      | undefined;
+    return row ? { digest: row.digest, size: row.size, createdAt: row.created_at } : undefined;
+  }
+
+  has(digest: Digest): boolean {
+    return !!this.meta.db.prepare('SELECT 1 FROM blobs WHERE digest = ?').get(digest);
+  }
+
+  /** Every committed blob, from the database. */
+  list(): BlobInfo[] {
+    const rows = this.meta.db.prepare('SELECT digest, size, created_at FROM blobs ORDER BY digest').all() as Array<{
+      digest: string; size: number; created_at: number;
+    }>;
+    return rows.map((r) => ({ digest: r.digest, size: r.size, createdAt: r.created_at }));
+  }
+
+  /** Blob files on disk (digest from the file name), whether or not the database knows them. */
+  *walkFiles(): Generator<{ digest: Digest; path: string }> {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(this.blobsDir);
+    } catch {
+      return;
+    }
+    for (const n of names.sort()) {
+      if (/^[a-f0-9]{64}$/.test(n)) yield { digest: `sha256:${n}`, path: path.join(this.blobsDir, n) };
+    }
+  }
+
+  /** Temp files of in-flight or abandoned ingests, with the PID that created each. */
+  *walkIngest(): Generator<{ path: string; pid: number }> {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(this.ingestDir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const m = /^(\d+)-/.exec(n);
+      yield { path: path.join(this.ingestDir, n), pid: m ? Number(m[1]) : 0 };
+    }
+  }
+
+  /** Open a blob for reading. With `verify`, the stream errors at its end if the bytes do not hash to the digest. */
+  openRead(digest: Digest, opts: { verify?: boolean; what?: string } = {}): Readable {
+    const info = this.info(digest);
+    if (!info) throw new NotFoundError(`${opts.what ? opts.what + ': ' : ''}content ${digest} not found in the store`);
+    const rs = fs.createReadStream(this.blobPath(digest), { highWaterMark: 1024 * 1024 });
+    if (!opts.verify) return rs;
+    const check = new VerifyStream(digest, info.size, opts.what);
+    rs.on('error', (e) => check.destroy(e));
+    return rs.pipe(check);
+  }
+
+  async readBuffer(digest: Digest, maxSize = MAX_JSON_SIZE): Promise<Buffer> {
+    const info = this.info(digest);
+    if (!info) throw new NotFoundError(`content ${digest} not found in the store`);
+    if (info.size > maxSize) throw new ImgtoolError('INVALID_ARGUMENT', `content ${digest} is ${info.size} bytes, over the ${maxSize}-byte limit for documents`);
+    const buf = await fs.promises.readFile(this.blobPath(digest));
+    const actual = 'sha256:' + crypto.createHash('sha256').update(buf).digest('hex');
+    if (actual !== digest) throw new DigestMismatchError(digest, actual, 'stored blob (run imgtool fsck)');
+    return buf;
+  }
+
+  async readJSON<T = unknown>(digest: Digest, maxSize = MAX_JSON_SIZE): Promise<T> {
+    const buf = await this.readBuffer(digest, maxSize);
+    try {
+      return JSON.parse(buf.toString('utf8')) as T;
+    } catch (e) {
+      throw new ImgtoolError('INVALID_ARCHIVE', `content ${digest} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+
+  /** Begin writing a blob. Call `commit()` after the data has been written and the stream finished. */
+  writer(opts: WriterOptions = {}): ContentWriter {
+    this.ensureDirs();
+    if (opts.digest) validateDigest(opts.digest);
+    // Fast path: the blob is already here. Hold it for the lease first (same write
+    // lock as prune), then only hash the incoming bytes to verify them.
+    if (opts.digest && opts.lease) {
+      const present = this.meta.write(() => {
+        if (!this.has(opts.digest!)) return false;
+        opts.lease!.attach('content', opts.digest!);
+        return true;
+      });
+      if (present) return new ContentWriter(this, this.meta, opts, null);
+    } else if (opts.digest && this.has(opts.digest)) {
+      return new ContentWriter(this, this.meta, opts, null);
+    }
+    const tmp = path.join(this.ingestDir, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+    return new ContentWriter(this, this.meta, opts, tmp);
+  }
+
+  /** Stream `src` into the store. Resolves once the blob is committed. */
+  async ingest(src: Readable, opts: WriterOptions = {}): Promise<BlobInfo> {
+    const w = this.writer(opts);
+    try {
+      await pipeline(src, w);
+      return await w.commit();
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+  }
+
+  async ingestBuffer(buf: Buffer, opts: WriterOptions = {}): Promise<BlobInfo> {
+    return this.ingest(Readable.from([buf]), opts);
+  }
+
+  /**
+   * Remove a blob's file and rows. Callers (GC) must hold the write lock
+   * (`Metadata.write`) and have decided nothing retains it.
+   */
+  deleteLocked(digest: Digest): void {
+    this.meta.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
+    this.meta.db.prepare('DELETE FROM content_labels WHERE digest = ?').run(digest);
+    try {
+      fs.unlinkSync(this.blobPath(digest));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+
+  /** Register a blob file that is already at its final path (fsck repair). */
+  registerLocked(digest: Digest, size: number): void {
+    this.meta.db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)').run(digest, size, Date.now());
+  }
+
+  // ---- labels -----------------------------------------------------------
+
+  labels(digest: Digest): Record<string, string> {
+    const rows = this.meta.db.prepare('SELECT key, value FROM content_labels WHERE digest = ?').all(digest) as Array<{ key: string; value: string }>;
+    const out: Record<string, string> = {};
+    for (const r of rows) out[r.key] = r.value;
+    return out;
+  }
+
+  setLabel(digest: Digest, key: string, value: string | undefined): void {
+    if (value === undefined) this.meta.db.prepare('DELETE FROM content_labels WHERE digest = ? AND key = ?').run(digest, key);
+    else this.meta.db.prepare('INSERT INTO content_labels (digest, key, value) VALUES (?, ?, ?) ON CONFLICT(digest, key) DO UPDATE SET value = excluded.value').run(digest, key, value);
+  }
+
+  /** @internal used by ContentWriter */
+  commitLocked(tmp: string | null, digest: Digest, size: number, lease?: ResourceHolder): void {
+    const final = this.blobPath(digest);
+    if (tmp) {
+      // Another process may have committed the same digest meanwhile: rename is atomic
+      // and the bytes are identical, so replacing it is harmless.
+      fs.renameSync(tmp, final);
+    } else if (!this.has(digest)) {
+      throw new ImgtoolError('INTERNAL', `blob ${digest} vanished while being verified; retry`);
+    }
+    this.meta.db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)').run(digest, size, Date.now());
+    lease?.attach('content', digest);
+  }
+
+  /** @internal fsync the blobs directory so renames survive a crash. */
+  syncDir(): void {
+    try {
+      const fd = fs.openSync(this.blobsDir, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      /* directories cannot be fsynced on every filesystem */
+    }
+  }
+}
+
+/**
+ * Writable that hashes and writes each chunk to a temp file. `commit()` verifies digest
+ * and size, fsyncs, renames into place and records the blob in one write transaction.
+ * When the blob already exists (`tmp === null`) it only hashes, to verify the input.
+ */
+export class ContentWriter extends Writable {
+  private readonly hash = crypto.createHash('sha256');
+  written = 0;
+  private fd: number | undefined;
+  private readonly tmp: string | null;
+  private done = false;
+
+  constructor(
+    private readonly store: ContentStore,
+    private readonly meta: Metadata,
+    private readonly opts: WriterOptions,
+    tmp: string | null,
+  ) {
+    super({ highWaterMark: 4 * 1024 * 1024 });
+    this.tmp = tmp;
+  }
+
+  override _construct(cb: (err?: Error | null) => void): void {
+    if (!this.tmp) return cb();
+    fs.open(this.tmp, 'wx', 0o644, (err, fd) => {
+      if (err) return cb(err);
+      this.fd = fd;
+      cb();
+    });
+  }
+
+  private account(chunks: Buffer[]): Error | undefined {
+    for (const c of chunks) {
+      this.hash.update(c);
+      this.written += c.length;
+    }
+    if (this.opts.size !== undefined && this.written > this.opts.size) {
+      return new SizeMismatchError(this.describe(), this.opts.size, this.written);
+    }
+    this.opts.onProgress?.(this.written);
+    return undefined;
+  }
+
+  private describe(): string {
+    return this.opts.what ?? (this.opts.digest ? `blob ${this.opts.digest}` : 'blob');
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
+  }
+
+  override _writev(items: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    const chunks = items.map((i) => i.chunk);
+    const err = this.account(chunks);
+    if (err) return cb(err);
+    if (this.fd === undefined) return cb();
+    writeAll(this.fd, chunks, cb);
+  }
+
+  /** Verify, fsync, rename, record. Call after the stream has finished. */
+  async commit(): Promise<BlobInfo> {
+    if (this.done) throw new ImgtoolError('INTERNAL', 'writer already committed');
+    const actual = 'sha256:' + this.hash.digest('hex');
+    const size = this.written;
+    try {
+      if (this.opts.size !== undefined && size !== this.opts.size) throw new SizeMismatchError(this.describe(), this.opts.size, size);
+      if (this.opts.digest && actual !== this.opts.digest) throw new DigestMismatchError(this.opts.digest, actual, this.describe());
+      if (this.fd !== undefined) {
+        const fd = this.fd;
+        this.fd = undefined;
+        await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
+        await new Promise<void>((res, rej) => fs.close(fd, (e) => (e ? rej(e) : res())));
+      }
+      this.meta.write(() => this.store.commitLocked(this.tmp, actual, size, this.opts.lease));
+      if (this.tmp) this.store.syncDir();
+      this.done = true;
+      return { digest: actual, size, createdAt: Date.now() };
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+  }
+
+  /** Drop the temp file. Safe to call more than once. */
+  async abort(): Promise<void> {
+    this.done = true;
+    if (this.fd !== undefined) {
+      const fd = this.fd;
+      this.fd = undefined;
+      await new Promise<void>((res) => fs.close(fd, () => res()));
+    }
+    if (this.tmp) await fs.promises.rm(this.tmp, { force: true });
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.fd !== undefined && !this.done) {
+      const fd = this.fd;
+      this.fd = undefined;
+      fs.close(fd, () => {
+        if (this.tmp) fs.rm(this.tmp, { force: true }, () => cb(err));
+        else cb(err);
+      });
+      return;
+    }
+    cb(err);
+  }
+}
+
+function writeAll(fd: number, chunks: Buffer[], cb: (err?: Error | null) => void): void {
+  fs.writev(fd, chunks, (err, n) => {
+    if (err) return cb(err);
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    if (n === total) return cb();
+    // Short write: continue with what is left.
+    let skip = n;
+    const rest: Buffer[] = [];
+    for (const c of chunks) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      rest.push(skip ? c.subarray(skip) : c);
+      skip = 0;
+    }
+    writeAll(fd, rest, cb);
+  });
+}
+
+/** Pass-through that fails at the end when the bytes do not match digest and size. */
+export class VerifyStream extends Transform {
+  private readonly hash = crypto.createHash('sha256');
+  private n = 0;
+  constructor(private readonly digest: Digest, private readonly size: number | undefined, private readonly what?: string) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.n += chunk.length;
+    if (this.size !== undefined && this.n > this.size) return cb(new SizeMismatchError(this.what ?? `blob ${this.digest}`, this.size, this.n));
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (this.size !== undefined && this.n !== this.size) return cb(new SizeMismatchError(this.what ?? `blob ${this.digest}`, this.size, this.n));
+    const actual = 'sha256:' + this.hash.digest('hex');
+    if (actual !== this.digest) return cb(new DigestMismatchError(this.digest, actual, this.what ?? 'blob'));
+    cb();
+  }
+}

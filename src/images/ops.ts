@@ -1,0 +1,64 @@
+import { Store } from '../store';
+import { walkImage, platformsOf } from './walk';
+import { contentSource } from './source';
+import { normalizeReference } from '../reference';
+import { NotFoundError } from '../errors';
+import { ImageRecord } from './store';
+
+export interface ImageSummary {
+  name: string;
+  digest: string;
+  mediaType: string;
+  platforms: string[];
+  /** Some index entries are absent from the store. */
+  partial: boolean;
+  /** Bytes of every present blob of the image's closure. */
+  size: number;
+  created: string;
+}
+
+export async function summarizeImage(store: Store, rec: ImageRecord): Promise<ImageSummary> {
+  const w = await walkImage(contentSource(store.content), rec.target);
+  let size = 0;
+  for (const b of w.blobs) size += store.content.info(b.digest)?.size ?? 0;
+  return {
+    name: rec.name,
+    digest: rec.target.digest,
+    mediaType: rec.target.mediaType,
+    platforms: platformsOf(w),
+    partial: w.absent.length > 0 || w.missing.length > 0,
+    size,
+    created: new Date(rec.createdAt).toISOString(),
+  };
+}
+
+/** Every image in the store with its platforms and size. */
+export async function listImages(store: Store): Promise<ImageSummary[]> {
+  const out: ImageSummary[] = [];
+  for (const rec of store.images.list()) out.push(await summarizeImage(store, rec));
+  return out;
+}
+
+/** Point `dst` at the image `src` names. Returns the normalised new name. */
+export function tagImage(store: Store, src: string, dst: string): string {
+  const rec = store.images.resolve(src);
+  const name = normalizeReference(dst);
+  store.images.put(name, rec.target);
+  return name;
+}
+
+/** Remove names (never content: that goes at prune). Fails naming every unknown image; removes none then. */
+export function removeImages(store: Store, names: string[]): string[] {
+  return store.meta.write(() => {
+    const recs = names.map((n) => {
+      try {
+        return store.images.resolve(n);
+      } catch (e) {
+        if (e instanceof NotFoundError) throw new NotFoundError(`image ${JSON.stringify(n)} not found; nothing removed`);
+        throw e;
+      }
+    });
+    for (const r of recs) store.images.delete(r.name);
+    return recs.map((r) => r.name);
+  });
+}
