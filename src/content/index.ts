@@ -310,12 +310,7 @@ export class ContentWriter extends Writable {
     try {
       if (this.opts.size !== undefined && size !== this.opts.size) throw new SizeMismatchError(this.describe(), this.opts.size, size);
       if (this.opts.digest && actual !== this.opts.digest) throw new DigestMismatchError(this.opts.digest, actual, this.describe());
-      if (this.fd !== undefined) {
-        const fd = this.fd;
-        this.fd = undefined;
-        await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
-        await new Promise<void>((res, rej) => fs.close(fd, (e) => (e ? rej(e) : res())));
-      }
+      if (this.fd !== undefined) throw new ImgtoolError('INTERNAL', 'commit() called before the writer finished');
       this.meta.write(() => this.store.commitLocked(this.tmp, actual, size, this.opts.lease));
       if (this.tmp) this.store.syncDir();
       this.done = true;
@@ -337,17 +332,26 @@ export class ContentWriter extends Writable {
     if (this.tmp) await fs.promises.rm(this.tmp, { force: true });
   }
 
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.fd !== undefined && !this.done) {
-      const fd = this.fd;
-      this.fd = undefined;
-      fs.close(fd, () => {
-        if (this.tmp) fs.rm(this.tmp, { force: true }, () => cb(err));
-        else cb(err);
+  /** End of data: fsync and close the temp file so 'finish' means durable. */
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.fd === undefined) return cb();
+    const fd = this.fd;
+    fs.fsync(fd, (e) => {
+      fs.close(fd, (e2) => {
+        this.fd = undefined;
+        cb(e ?? e2);
       });
-      return;
-    }
-    cb(err);
+    });
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // autoDestroy runs after a successful finish too: keep the file for commit() then.
+    if (!err) return cb();
+    const fd = this.fd;
+    this.fd = undefined;
+    const rm = () => (this.tmp ? fs.rm(this.tmp, { force: true }, () => cb(err)) : cb(err));
+    if (fd !== undefined) fs.close(fd, rm);
+    else rm();
   }
 }
 
