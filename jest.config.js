@@ -6,4 +6,5 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testTimeout: 120000,
   verbose: false,
+  reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
 };
