@@ -21,6 +21,8 @@ export * from './compression/codecs';
 export { VariantStore } from './compression/variants';
 export type { Variant } from './compression/variants';
 export { Store, defaultRoot } from './store';
+export { LeaseManager, Lease, ProcessLease, MultiHolder, acquireProcessLease, withCommandLease, leaseIsLive, parseDuration, isProcessAlive, processStartId } from './leases';
+export type { LeaseInfo, LeaseResource, ResourceKind, CreateLeaseOptions } from './leases';
 export * from './progress';
 export { ImgtoolCommand } from './cli/base';
 export { terminalProgress, fmtBytes } from './cli/progress';

@@ -5,6 +5,7 @@ import { Metadata } from '../metadata';
 import { ContentStore } from '../content';
 import { ImageStore } from '../images/store';
 import { VariantStore } from '../compression/variants';
+import { LeaseManager } from '../leases';
 
 /** `--root` default: `$IMGTOOL_ROOT`, else `~/.local/share/imgtool`. */
 export function defaultRoot(): string {
@@ -21,6 +22,7 @@ export class Store {
   readonly content: ContentStore;
   readonly images: ImageStore;
   readonly variants: VariantStore;
+  readonly leases: LeaseManager;
 
   private constructor(root: string, meta: Metadata) {
     this.root = root;
@@ -28,6 +30,7 @@ export class Store {
     this.content = new ContentStore(root, meta);
     this.images = new ImageStore(meta);
     this.variants = new VariantStore(meta, this.content);
+    this.leases = new LeaseManager(meta);
   }
 
   static open(root: string = defaultRoot()): Store {
