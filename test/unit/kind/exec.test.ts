@@ -1,0 +1,95 @@
+import { Writable } from 'node:stream';
+import { splitCommandLine, nodeCommand, runInNode, NodeCommandError, formatCommand } from '../../../src/kind/exec';
+import { discoveryEngine, parseNodeList } from '../../../src/kind/nodes';
+
+describe('exec templates', () => {
+  it('splits like a shell (quotes, escapes)', () => {
+    expect(splitCommandLine('docker exec --privileged -i {node}')).toEqual(['docker', 'exec', '--privileged', '-i', '{node}']);
+    expect(splitCommandLine(`env 'A=a b' "B=\\"q\\" $x" C=c\\ d  `)).toEqual(['env', 'A=a b', 'B="q" $x', 'C=c d']);
+    expect(splitCommandLine(`a '' ""`)).toEqual(['a', '', '']);
+    expect(() => splitCommandLine(`a 'b`)).toThrow(/unterminated/);
+    expect(() => splitCommandLine(`a "b`)).toThrow(/unterminated/);
+  });
+
+  it('replaces {node} in every word and appends the command', () => {
+    expect(nodeCommand('docker exec --privileged -i {node}', 'kind-worker', ['ctr', 'images', 'ls'])).toEqual([
+      'docker', 'exec', '--privileged', '-i', 'kind-worker', 'ctr', 'images', 'ls',
+    ]);
+    expect(nodeCommand('ssh root@{node}.example -- env X={node}', 'n1', ['ctr'])).toEqual(['ssh', 'root@n1.example', '--', 'env', 'X=n1', 'ctr']);
+    expect(nodeCommand('env CONTAINERD_ADDRESS=/tmp/c.sock', 'local', ['ctr'])).toEqual(['env', 'CONTAINERD_ADDRESS=/tmp/c.sock', 'ctr']);
+    expect(formatCommand(['ctr', '--namespace=k8s.io', 'a b'])).toBe(`ctr --namespace=k8s.io 'a b'`);
+  });
+
+  it('discovery engine follows the template', () => {
+    expect(discoveryEngine()).toBe('docker');
+    expect(discoveryEngine('podman exec -i {node}')).toBe('podman');
+    expect(discoveryEngine('/usr/bin/nerdctl exec -i {node}')).toBe('/usr/bin/nerdctl');
+    expect(discoveryEngine('env CONTAINERD_ADDRESS=/x')).toBe('docker');
+    expect(parseNodeList('kind-worker\nkind-control-plane\n\nkind-worker\n')).toEqual(['kind-control-plane', 'kind-worker']);
+  });
+});
+
+describe('runInNode', () => {
+  it('returns stdout of a successful command', async () => {
+    const r = await runInNode('env FOO={node}', 'bar', ['sh', '-c', 'echo "$FOO"']);
+    expect(r.stdout).toBe('bar\n');
+  });
+
+  it('fails naming the node, the command and the last stderr line', async () => {
+    const e = await runInNode('env', 'node-7', ['sh', '-c', 'echo first >&2; echo "ctr: boom" >&2; exit 3']).catch((x) => x);
+    expect(e).toBeInstanceOf(NodeCommandError);
+    expect(e.message).toMatch(/^node "node-7": `sh -c .*` failed \(exit status 3\): ctr: boom$/);
+    expect(e.node).toBe('node-7');
+    expect(e.exitCode).toBe(3);
+  });
+
+  it('fails naming the node when the template command does not exist', async () => {
+    const e = await runInNode('/nonexistent/imgtool-exec {node}', 'n2', ['ctr']).catch((x) => x);
+    expect(e).toBeInstanceOf(NodeCommandError);
+    expect(e.message).toMatch(/^node "n2": `ctr` failed \(could not run\)/);
+  });
+
+  it('streams stdin and counts bytes', async () => {
+    const data = Buffer.alloc(3 * 1024 * 1024 + 7, 'x');
+    const r = await runInNode('env', 'n', ['sh', '-c', 'wc -c'], {
+      input: async (stdin: Writable) => {
+        for (let i = 0; i < data.length; i += 65536) {
+          if (!stdin.write(data.subarray(i, i + 65536))) await new Promise((res) => stdin.once('drain', res));
+        }
+        await new Promise<void>((res) => stdin.end(res));
+      },
+    });
+    expect(Number(r.stdout.trim())).toBe(data.length);
+    expect(r.inputBytes).toBe(data.length);
+  });
+
+  it('a command that exits without reading its input fails, and the writer is stopped', async () => {
+    let writerError: unknown;
+    const e = await runInNode('env', 'n3', ['sh', '-c', 'echo "no thanks" >&2; exit 1'], {
+      input: async (stdin: Writable) => {
+        try {
+          for (let i = 0; i < 1000; i++) {
+            if (!stdin.write(Buffer.alloc(1 << 20))) await new Promise((res, rej) => { stdin.once('drain', res); stdin.once('error', rej); stdin.once('close', () => rej(new Error('closed'))); });
+          }
+          stdin.end();
+        } catch (x) {
+          writerError = x;
+          throw x;
+        }
+      },
+    }).catch((x) => x);
+    expect(e).toBeInstanceOf(NodeCommandError);
+    expect(e.message).toMatch(/node "n3".*no thanks/);
+    expect(writerError).toBeDefined();
+  });
+
+  it('a failing writer stops the command and is the reported error', async () => {
+    const e = await runInNode('env', 'n4', ['sh', '-c', 'cat > /dev/null'], {
+      input: async (stdin: Writable) => {
+        stdin.write('partial');
+        throw new Error('archive producer failed');
+      },
+    }).catch((x) => x);
+    expect(e.message).toBe('archive producer failed');
+  });
+});
