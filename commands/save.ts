@@ -1,0 +1,78 @@
+import {
+  ImgtoolCommand, Flags, Args, saveImages, parsePlatform, withCommandLease, fmtBytes, InvalidArgumentError,
+  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest,
+} from '../src/index';
+import type { SaveFormat, SaveCompression, SaveResult } from '../src/index';
+
+export default class Save extends ImgtoolCommand<typeof Save> {
+  static override description = `Save images to one tar archive (OCI layout + Docker manifest.json by default).
+
+Every platform whose content is in the store is saved; a complete index is written unchanged.
+With --platform (or when some platforms are absent) a new index is written and its old -> new
+digest printed. The whole archive is planned before the first byte is written: if any blob is
+missing and cannot be produced, nothing is written and every missing blob is listed.
+-o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
+
+  static override examples = [
+    '<%= config.bin %> save -o busybox.tar busybox',
+    '<%= config.bin %> save -o - --platform linux/amd64 alpine:3.20 nginx | gzip > images.tar.gz',
+    '<%= config.bin %> save -o app.tar --format docker --compression gzip app:1',
+  ];
+
+  static override strict = false;
+
+  static override args = {
+    image: Args.string({ required: true, description: 'image(s) to save' }),
+  };
+
+  static override flags = {
+    output: Flags.string({ char: 'o', required: true, description: 'output file, or - for stdout' }),
+    platform: Flags.string({ multiple: true, description: 'only this platform (os/arch[/variant]); repeatable', exclusive: ['all-platforms'] }),
+    'all-platforms': Flags.boolean({ default: false, description: 'every platform of each index; an absent one is an error' }),
+    compression: Flags.string({ options: [...SAVE_COMPRESSIONS], default: 'keep', description: 'layer compression in the archive' }),
+    format: Flags.string({ options: [...SAVE_FORMATS], default: 'oci+docker', description: 'archive layout' }),
+    lease: Flags.string({ description: 'attach the blobs saved (and any produced) to this lease' }),
+  };
+
+  async run(): Promise<void> {
+    const { argv } = await this.parse(Save);
+    const refs = argv as string[];
+    const output = this.flags.output;
+    if (output === '-' && process.stdout.isTTY) {
+      throw new InvalidArgumentError('refusing to write an archive to a terminal; use -o FILE or redirect stdout');
+    }
+    const platforms = (this.flags.platform ?? []).map(parsePlatform);
+    const result = await withCommandLease(this.store, this.flags.lease, (lease) =>
+      saveImages(this.store, refs, {
+        output,
+        platforms: platforms.length ? platforms : undefined,
+        allPlatforms: this.flags['all-platforms'],
+        format: this.flags.format as SaveFormat,
+        compression: this.flags.compression as SaveCompression,
+        lease,
+        leaseId: this.flags.lease,
+        progress: this.progress,
+      }),
+    );
+    // The archive owns stdout with -o -: messages go to stderr then.
+    const write = (s: string) => (output === '-' ? process.stderr : process.stdout).write(s + '\n');
+    if (this.flags.json) return void write(JSON.stringify(result, null, 2));
+    if (this.flags.quiet && output === '-') return;
+    for (const line of summary(result)) write(line);
+  }
+}
+
+function summary(r: SaveResult): string[] {
+  const lines: string[] = [];
+  for (const c of r.changes) {
+    lines.push(`${c.image}: ${c.kind}${c.platform ? ` ${c.platform}` : ''} ${c.from} -> ${c.to} (${c.reason})`);
+  }
+  for (const i of r.images) {
+    const plats = i.platforms.length ? i.platforms.join(',') : '-';
+    const left = i.leftOut.length ? ` (left out: ${i.leftOut.join(',')})` : '';
+    lines.push(`saved ${i.name} ${shortDigest(i.digest)} ${plats}${left}`);
+  }
+  const omitted = r.omitted.length ? `, ${r.omitted.length} left out on request` : '';
+  lines.push(`wrote ${r.output === '-' ? 'stdout' : r.output}: ${r.images.length} image(s), ${r.blobs} blob(s)${omitted}, ${fmtBytes(r.bytes)} (${r.format}, compression ${r.compression})`);
+  return lines;
+}

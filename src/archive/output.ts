@@ -1,0 +1,230 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { Writable } from 'node:stream';
+import { ImgtoolError, InvalidArgumentError } from '../errors';
+
+/**
+ * Where an archive goes. `open()` is called only once the whole archive has been
+ * planned (nothing is created before); `write()` pushes bytes with back-pressure;
+ * `commit()` makes the result durable/visible; `abort()` removes anything partial.
+ */
+export interface ArchiveOutput {
+  /** For messages: the file path, `-` for stdout, or `stream`. */
+  readonly label: string;
+  open(): Promise<void>;
+  write(chunk: Buffer): Promise<void>;
+  commit(): Promise<void>;
+  abort(err?: unknown): Promise<void>;
+}
+
+/** Build the output for `opts.output`: a file path, `-` (stdout), or a Writable. */
+export function archiveOutput(target: string | Writable): ArchiveOutput {
+  if (typeof target !== 'string') return new StreamOutput(target, 'stream', true);
+  if (target === '-') return new StreamOutput(process.stdout, '-', false);
+  return new FileOutput(target);
+}
+
+function epipeError(label: string, cause: unknown): ImgtoolError {
+  return new ImgtoolError(
+    'PRECONDITION',
+    `output ${label === '-' ? 'stdout' : label} was closed before the archive was complete (${(cause as NodeJS.ErrnoException)?.code ?? 'EPIPE'}); the archive is incomplete`,
+    [],
+    { cause },
+  );
+}
+
+/**
+ * A Writable destination (stdout or a caller's stream). Each write waits for the
+ * destination to accept it; an error (EPIPE from a closed pipe) fails the save.
+ * For stdout, `commit()` resolves only after every byte has been handed to the OS.
+ */
+class StreamOutput implements ArchiveOutput {
+  private error: unknown;
+  private readonly onError = (e: unknown) => {
+    this.error ??= e;
+  };
+  constructor(private readonly dst: Writable, readonly label: string, private readonly end: boolean) {}
+
+  async open(): Promise<void> {
+    this.dst.on('error', this.onError);
+  }
+
+  private check(): void {
+    if (this.error) throw isPipeError(this.error) ? epipeError(this.label, this.error) : this.error;
+    if (this.dst.destroyed || this.dst.writableEnded) throw epipeError(this.label, this.error);
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    this.check();
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const done = (e?: unknown) => {
+        if (settled) return;
+        settled = true;
+        this.dst.off('drain', onDrain);
+        this.dst.off('error', done);
+        this.dst.off('close', onClose);
+        if (e) reject(isPipeError(e) ? epipeError(this.label, e) : e);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onClose = () => done(this.error ?? Object.assign(new Error('destination closed'), { code: 'EPIPE' }));
+      this.dst.once('error', done);
+      this.dst.once('close', onClose);
+      const ok = this.dst.write(chunk, (e) => {
+        if (e) done(e);
+      });
+      if (ok) done();
+      else this.dst.once('drain', onDrain);
+    });
+  }
+
+  async commit(): Promise<void> {
+    this.check();
+    await new Promise<void>((resolve, reject) => {
+      const fail = (e: unknown) => reject(isPipeError(e) ? epipeError(this.label, e) : e);
+      this.dst.once('error', fail);
+      const finished = () => {
+        this.dst.off('error', fail);
+        if (this.error) fail(this.error);
+        else resolve();
+      };
+      if (this.end) this.dst.end(finished);
+      // An empty write's callback runs once everything queued before it has been flushed.
+      else this.dst.write(Buffer.alloc(0), (e) => (e ? fail(e) : finished()));
+    });
+    this.dst.off('error', this.onError);
+  }
+
+  async abort(err?: unknown): Promise<void> {
+    // A caller's stream is destroyed so its reader sees the failure instead of a short
+    // but well-formed stream; stdout stays open for the error message.
+    if (this.end && !this.dst.destroyed) this.dst.destroy(err instanceof Error ? err : undefined);
+    // Keep swallowing late errors (EPIPE after a failure) so they do not crash the process.
+  }
+}
+
+function isPipeError(e: unknown): boolean {
+  const c = (e as NodeJS.ErrnoException)?.code;
+  return c === 'EPIPE' || c === 'ECONNRESET' || c === 'ERR_STREAM_DESTROYED' || c === 'ERR_STREAM_WRITE_AFTER_END';
+}
+
+/**
+ * `FILE.tmp-<random>` in the destination directory; commit = fsync, close, rename over
+ * FILE, fsync the directory. Any failure removes the temp file; FILE is never partial.
+ */
+class FileOutput implements ArchiveOutput {
+  readonly label: string;
+  private fd: number | undefined;
+  private tmp: string | undefined;
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  private static readonly BATCH = 4 * 1024 * 1024;
+
+  constructor(private readonly file: string) {
+    this.label = file;
+  }
+
+  /** Fail early (before planning costs anything) when the directory is unusable. */
+  static checkTarget(file: string): void {
+    const dir = path.dirname(path.resolve(file));
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(dir);
+    } catch {
+      throw new InvalidArgumentError(`output directory ${dir} does not exist`);
+    }
+    if (!st.isDirectory()) throw new InvalidArgumentError(`output directory ${dir} is not a directory`);
+    try {
+      if (fs.statSync(file).isDirectory()) throw new InvalidArgumentError(`output ${file} is a directory`);
+    } catch (e) {
+      if (e instanceof InvalidArgumentError) throw e;
+    }
+  }
+
+  async open(): Promise<void> {
+    FileOutput.checkTarget(this.file);
+    const abs = path.resolve(this.file);
+    this.tmp = `${abs}.tmp-${crypto.randomBytes(6).toString('hex')}`;
+    this.fd = await new Promise<number>((res, rej) => fs.open(this.tmp!, 'wx', 0o644, (e, fd) => (e ? rej(e) : res(fd))));
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    // Batch small tar pieces (headers, padding) into few large writes.
+    this.pending.push(chunk);
+    this.pendingLen += chunk.length;
+    if (this.pendingLen >= FileOutput.BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.pendingLen) return;
+    // Many tiny pieces (tar headers of small blobs): one buffer keeps writev under IOV_MAX.
+    const chunks = this.pending.length > 256 ? [Buffer.concat(this.pending)] : this.pending;
+    this.pending = [];
+    this.pendingLen = 0;
+    await writevAll(this.fd!, chunks);
+  }
+
+  async commit(): Promise<void> {
+    await this.flush();
+    const fd = this.fd!;
+    await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
+    this.fd = undefined;
+    await new Promise<void>((res, rej) => fs.close(fd, (e) => (e ? rej(e) : res())));
+    await fs.promises.rename(this.tmp!, path.resolve(this.file));
+    this.tmp = undefined;
+    syncDir(path.dirname(path.resolve(this.file)));
+  }
+
+  async abort(): Promise<void> {
+    this.pending = [];
+    if (this.fd !== undefined) {
+      const fd = this.fd;
+      this.fd = undefined;
+      await new Promise<void>((res) => fs.close(fd, () => res()));
+    }
+    if (this.tmp) {
+      await fs.promises.rm(this.tmp, { force: true });
+      this.tmp = undefined;
+    }
+  }
+}
+
+function writevAll(fd: number, chunks: Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const go = (bufs: Buffer[]) => {
+      fs.writev(fd, bufs, (err, n) => {
+        if (err) return reject(err);
+        let skip = n;
+        const rest: Buffer[] = [];
+        for (const c of bufs) {
+          if (skip >= c.length) {
+            skip -= c.length;
+            continue;
+          }
+          rest.push(skip ? c.subarray(skip) : c);
+          skip = 0;
+        }
+        if (rest.length) go(rest);
+        else resolve();
+      });
+    };
+    go(chunks);
+  });
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* not every filesystem can fsync a directory */
+  }
+}
+
+export { FileOutput };
