@@ -23,6 +23,8 @@ export type { Variant } from './compression/variants';
 export { Store, defaultRoot } from './store';
 export { LeaseManager, Lease, ProcessLease, MultiHolder, acquireProcessLease, withCommandLease, leaseIsLive, parseDuration, isProcessAlive, processStartId } from './leases';
 export type { LeaseInfo, LeaseResource, ResourceKind, CreateLeaseOptions } from './leases';
+export { prune, fsck } from './gc';
+export type { PruneOptions, PruneResult, FsckOptions, FsckResult, FsckProblem } from './gc';
 export * from './progress';
 export { ImgtoolCommand } from './cli/base';
 export { terminalProgress, fmtBytes } from './cli/progress';
