@@ -35,3 +35,4 @@ export { defaultLayerResolver, replacementMediaType } from './archive/export-res
 export type { LayerResolver, LayerRequest, SaveCompression } from './archive/export-resolver';
 export { ImageBuilder, BlobDir, buildLayer, layerFromTar, layerTar, buildImage, buildIndex, buildAttestation, writeOciArchive, writeOciLayout, writeDockerArchive, rawTar, writeRawTar, DEFAULT_CREATED } from './builder';
 export type { BuiltLayer, BuiltImage, BuiltIndex, Built, LayerEntry, LayerOptions, FileContent, GeneratedContent, ImageOptions, IndexOptions, ManifestFormat, ArchiveEntry, ArchiveOptions, ArchiveResult, EntryOrder, OciArchiveImage, OciLayoutOptions, RefAnnotationStyle, DockerArchiveImage, DockerArchiveOptions, RawEntry, RawTarOptions, BlobRef, LongNameFormat } from './builder';
+export * from './kind';
