@@ -1,12 +1,20 @@
 import * as zlib from 'node:zlib';
+import * as crypto from 'node:crypto';
+import * as os from 'node:os';
+import * as fs from 'node:fs';
 import { Transform, PassThrough } from 'node:stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { CompressStream, DecompressStream, Compressor } from 'zstd-napi';
 import * as zstdBinding from 'zstd-napi/binding';
 import { Compression } from '../images/mediatypes';
 import { InvalidArgumentError } from '../errors';
-import * as os from 'node:os';
 
 export type { Compression };
+
+export const COMPRESSIONS: readonly Compression[] = ['none', 'gzip', 'zstd'];
+
+export function isCompression(s: unknown): s is Compression {
+  return s === 'none' || s === 'gzip' || s === 'zstd';
+}
 
 /** Magic bytes: gzip 1f 8b; zstd 28 b5 2f fd. Needs at least 4 bytes to be sure. */
 export function detectCompression(head: Buffer): Compression {
@@ -15,53 +23,176 @@ export function detectCompression(head: Buffer): Compression {
   return 'none';
 }
 
+/** Compression of a file, by its first bytes. */
+export async function detectFileCompression(file: string): Promise<Compression> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(buf, 0, 4, 0);
+    return detectCompression(buf.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
+
 export const DEFAULT_LEVEL: Record<Compression, number | undefined> = { none: undefined, gzip: 6, zstd: 3 };
 
-/** Version of the codec that produces a compression's bytes; recorded with each variant. */
-export function codecVersion(c: Compression): string | undefined {
-  if (c === 'gzip') return `zlib-${process.versions.zlib}`;
-  if (c === 'zstd') return `zstd-${zstdBinding.versionString()}`;
-  return undefined;
+const LEVEL_RANGE: Record<'gzip' | 'zstd', [number, number]> = { gzip: [0, 9], zstd: [1, 19] };
+
+/**
+ * The level a compression actually uses: `level` validated, or the default.
+ * Always undefined for `none`.
+ */
+export function effectiveLevel(c: Compression, level?: number): number | undefined {
+  if (c === 'none') return undefined;
+  const lv = level ?? DEFAULT_LEVEL[c]!;
+  const [lo, hi] = LEVEL_RANGE[c];
+  if (!Number.isInteger(lv) || lv < lo || lv > hi) throw new InvalidArgumentError(`${c} level must be an integer ${lo}..${hi}, got ${level}`);
+  return lv;
 }
 
 /**
- * Deterministic compressor. gzip: node's zlib writes a fixed header (no name, mtime 0,
- * OS byte 3) so equal input + level + zlib version give equal bytes. zstd: fixed
- * parameters, no checksum, content size unknown, always multithreaded mode with
- * nbWorkers >= 1, whose output does not depend on the worker count.
+ * Fixed zstd parameters. Multithreaded mode (nbWorkers >= 1) produces the same bytes
+ * whatever the worker count and however the input is chunked (measured: 1, 2, 4
+ * workers, 64 KiB and 1 MiB chunks give identical output), but differs from
+ * single-threaded mode (nbWorkers = 0). So we always use MT mode and let the worker
+ * count follow the machine; it only changes speed. Compression then runs on zstd's
+ * own threads, off the JS main thread. No checksum, no content size (it would depend
+ * on whether the size was known up front), no dictionary.
+ */
+export function zstdParams(level: number, workers = zstdWorkers()) {
+  return {
+    compressionLevel: level,
+    checksumFlag: false,
+    contentSizeFlag: false,
+    dictIDFlag: false,
+    nbWorkers: Math.max(1, workers),
+  };
+}
+
+/** Worker threads per zstd stream: the core count, capped (memory grows per worker). */
+export function zstdWorkers(): number {
+  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 4));
+}
+
+/** gzip header OS byte imgtool writes everywhere (3 = Unix, what zlib writes on Linux). */
+const GZIP_OS_BYTE = 3;
+
+/**
+ * Deterministic compressor. gzip: zlib writes a fixed header (no name, no comment,
+ * mtime 0, XFL from the level); the OS byte, which zlib sets per build platform, is
+ * overwritten with 3 so the bytes do not depend on the OS. zstd: see `zstdParams`.
+ * The output also depends on the codec build and CPU path: see `codecVersion`.
  */
 export function compressStream(c: Compression, level?: number): Transform {
+  const lv = effectiveLevel(c, level);
   switch (c) {
     case 'gzip': {
-      const lv = level ?? DEFAULT_LEVEL.gzip!;
-      if (lv < 0 || lv > 9) throw new InvalidArgumentError(`gzip level must be 0..9, got ${lv}`);
-      return zlib.createGzip({ level: lv, chunkSize: 128 * 1024 });
+      const gz = zlib.createGzip({ level: lv, chunkSize: 256 * 1024 });
+      fixGzipOsByte(gz);
+      return gz;
     }
-    case 'zstd': {
-      const lv = level ?? DEFAULT_LEVEL.zstd!;
-      if (lv < 1 || lv > 19) throw new InvalidArgumentError(`zstd level must be 1..19, got ${lv}`);
-      return new CompressStream({
-        compressionLevel: lv,
-        checksumFlag: false,
-        contentSizeFlag: false,
-        dictIDFlag: false,
-        nbWorkers: Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8)),
-      });
-    }
+    case 'zstd':
+      return new CompressStream(zstdParams(lv!));
     case 'none':
-      return new PassThrough();
+      return new PassThrough({ highWaterMark: 1024 * 1024 });
   }
+}
+
+/** Overwrite byte 9 (OS) of the gzip member header as it is pushed out. */
+function fixGzipOsByte(gz: Transform): void {
+  let seen = 0;
+  const push = gz.push.bind(gz);
+  gz.push = (chunk: unknown, enc?: BufferEncoding): boolean => {
+    if (seen <= 9 && Buffer.isBuffer(chunk)) {
+      if (seen + chunk.length > 9 && chunk[9 - seen] !== GZIP_OS_BYTE) chunk[9 - seen] = GZIP_OS_BYTE;
+      seen += chunk.length;
+    }
+    return push(chunk, enc);
+  };
 }
 
 export function decompressStream(c: Compression): Transform {
   switch (c) {
     case 'gzip':
-      return zlib.createGunzip({ chunkSize: 128 * 1024 });
+      return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       return new DecompressStream();
     case 'none':
-      return new PassThrough();
+      return new PassThrough({ highWaterMark: 1024 * 1024 });
   }
+}
+
+/** Compress a buffer exactly as `compressStream` would (tests, small blobs). */
+export function compressBufferSync(c: Compression, data: Buffer, level?: number): Buffer {
+  const lv = effectiveLevel(c, level);
+  if (c === 'none') return Buffer.from(data);
+  if (c === 'gzip') {
+    const out = zlib.gzipSync(data, { level: lv });
+    if (out.length > 9) out[9] = GZIP_OS_BYTE;
+    return out;
+  }
+  const z = new Compressor();
+  z.setParameters(zstdParams(lv!, 1));
+  return z.compress(data);
+}
+
+// ---- codec versions ------------------------------------------------------
+
+/**
+ * A fixed 192 KiB probe that looks like a layer (text, repeats, some noise), used to
+ * fingerprint what a codec build really produces on this machine.
+ */
+export function codecProbe(): Buffer {
+  const words = ['usr', 'lib', 'bin', 'share', 'locale', 'python3', 'site-packages', 'include', 'x86_64', 'linux', 'gnu', 'so', 'doc', 'README', 'LICENSE', 'copyright', 'changelog', 'etc', 'var', 'cache', '#include', 'return', 'static', 'const', 'void', 'int'];
+  let s = 0x9e3779b9;
+  const rnd = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 0x100000000;
+  };
+  const parts: string[] = [];
+  let n = 0;
+  while (n < 192 * 1024) {
+    let line = '';
+    const k = 2 + Math.floor(rnd() * 8);
+    for (let i = 0; i < k; i++) line += (i ? (rnd() < 0.5 ? '/' : ' ') : '') + words[Math.floor(rnd() * words.length)];
+    if (rnd() < 0.3) line += ' ' + Math.floor(rnd() * 1e9).toString(36);
+    line += '\n';
+    parts.push(line);
+    n += line.length;
+  }
+  return Buffer.from(parts.join('')).subarray(0, 192 * 1024);
+}
+
+const versionCache = new Map<Compression, string | undefined>();
+
+/**
+ * Version of the codec that produces a compression's bytes; recorded with each
+ * variant imgtool makes. It is the library version plus a fingerprint of the bytes
+ * it produces for a fixed probe, because the same version can produce different
+ * bytes on different machines: node's zlib (Chromium's fork) hashes with CRC32C
+ * when the CPU has SSE4.2/ARMv8-CRC, and zstd picks its row-based match finder
+ * depending on the SIMD the build targets. Equal codecVersion + level + input
+ * therefore means equal output.
+ */
+export function codecVersion(c: Compression): string | undefined {
+  if (c === 'none') return undefined;
+  if (versionCache.has(c)) return versionCache.get(c);
+  const probe = codecProbe();
+  const h = crypto.createHash('sha256');
+  let v: string;
+  if (c === 'gzip') {
+    for (const lv of [1, 6]) h.update(compressBufferSync('gzip', probe, lv));
+    v = `zlib-${process.versions.zlib}`;
+  } else {
+    for (const lv of [3, 7]) h.update(compressBufferSync('zstd', probe, lv));
+    v = `zstd-${zstdBinding.versionString()}`;
+  }
+  const out = `${v}+${h.digest('hex').slice(0, 12)}`;
+  versionCache.set(c, out);
+  return out;
 }
 
 /**

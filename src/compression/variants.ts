@@ -63,6 +63,38 @@ export class VariantStore {
     return (this.meta.db.prepare('SELECT * FROM variants ORDER BY diff_id, created_at').all() as Row[]).map(fromRow);
   }
 
+  /** Every variant of several layers at once, grouped by diffID. */
+  forDiffIds(diffIds: string[]): Map<string, Variant[]> {
+    const out = new Map<string, Variant[]>();
+    for (const d of diffIds) if (!out.has(d)) out.set(d, this.forDiffId(d));
+    return out;
+  }
+
+  /**
+   * Correct the recorded compression (and media type) of a blob whose bytes say
+   * otherwise, e.g. a zstd layer that containerd labelled gzip.
+   */
+  correctCompression(digest: string, compression: Compression, mediaType?: string): void {
+    this.meta.write(() => {
+      this.meta.db
+        .prepare('UPDATE variants SET compression = ?, media_type = COALESCE(?, media_type) WHERE digest = ?')
+        .run(compression, mediaType ?? null, digest);
+    });
+  }
+
+  /**
+   * Compressed blobs labelled `containerd.io/uncompressed` = diffID that have no
+   * variant row (recorded by another path, or before the variants table knew them).
+   */
+  labelledWithoutRow(diffId: string): string[] {
+    return (this.meta.db
+      .prepare(
+        `SELECT l.digest AS digest FROM content_labels l LEFT JOIN variants v ON v.digest = l.digest
+         WHERE l.key = ? AND l.value = ? AND v.digest IS NULL ORDER BY l.digest`,
+      )
+      .all(Label.UNCOMPRESSED, diffId) as Array<{ digest: string }>).map((r) => r.digest);
+  }
+
   /** Remove a variant row (GC, with the write lock held). */
   deleteLocked(digest: string): void {
     this.meta.db.prepare('DELETE FROM variants WHERE digest = ?').run(digest);
