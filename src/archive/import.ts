@@ -1,0 +1,206 @@
+/**
+ * `imgtool load`: import a Docker or OCI archive (plain, gzip or zstd) into the store in
+ * one streaming pass. Every file is ingested as it streams (hashed once, `blobs/sha256/…`
+ * verified against its name); references are resolved at the end; every referenced blob is
+ * checked present with its declared size; then every name, and the compression variants of
+ * every layer, are registered in ONE metadata transaction. A failure registers nothing
+ * (blobs already ingested stay as unreferenced content for prune).
+ */
+import { finished } from 'node:stream/promises';
+import { ContentStore, ResourceHolder } from '../content';
+import { Compression } from '../compression/codecs';
+import { InvalidArgumentError, InvalidArchiveError, MissingContentError } from '../errors';
+import { Descriptor } from '../images/types';
+import { Progress } from '../progress';
+import { normalizeReference } from '../reference';
+import type { Store } from '../store';
+import { ArchiveInputSource } from './input';
+import { checkBaseName, namesForImage, NamingOptions } from './naming';
+import { ArchiveFile, BlobSink, entryWhat, scanArchive } from './reader';
+import { checkArchiveImages, LayerVariant, platformMatcher } from './reader-images';
+import { ArchiveFormat, resolveArchive } from './reader-layout';
+
+export interface ImportOptions extends NamingOptions {
+  /** `--platform`: load only these platforms; each must be present. */
+  platforms?: string[];
+  /** `--all-platforms`: every manifest an index lists must be present. */
+  allPlatforms?: boolean;
+  /** `--strict`: an index with absent manifests is an error. */
+  strict?: boolean;
+  /** `--index-name`: also register the archive's whole index under this name (as ctr). */
+  indexName?: string;
+  /** Attach every blob written and every name registered to this holder. */
+  lease?: ResourceHolder;
+  /** Progress (bytes of input read) and warnings. */
+  progress?: Progress;
+}
+
+export interface ImportedImage {
+  /** Names registered (normalised). */
+  names: string[];
+  digest: string;
+  mediaType: string;
+  size: number;
+  platforms: string[];
+  /** Some manifests the index lists are not in the archive. */
+  partial: boolean;
+  absent: Array<{ digest: string; platform?: string }>;
+}
+
+export interface ImportResult {
+  /** For messages: the file name or "stdin". */
+  source: string;
+  format: ArchiveFormat;
+  /** Compression the archive was wrapped in. */
+  compression: Compression;
+  images: ImportedImage[];
+  /** Images found but not named (no usable name and no --digests). */
+  skipped: Array<{ digest: string; mediaType: string; reason: string }>;
+  /** `--index-name`, when given. */
+  index?: { name: string; digest: string; mediaType: string; size: number };
+  warnings: string[];
+  /** Distinct files of the archive ingested into the content store. */
+  blobs: { count: number; bytes: number };
+  /** Input bytes read. */
+  bytes: number;
+}
+
+/** A BlobSink that ingests into the content store (hashing once, verifying while streaming). */
+export function storeSink(content: ContentStore, lease?: ResourceHolder): BlobSink {
+  return {
+    begin({ path, size, expected }) {
+      const w = content.writer({ digest: expected, size, lease, what: entryWhat(path) });
+      let error: Error | undefined;
+      w.on('error', (e) => {
+        error = e;
+      });
+      return {
+        write: (chunk: Buffer) => w.write(chunk),
+        drained: () =>
+          new Promise<void>((resolve, reject) => {
+            if (error) return reject(error);
+            const ok = () => {
+              w.off('error', bad);
+              resolve();
+            };
+            const bad = (e: Error) => {
+              w.off('drain', ok);
+              reject(e);
+            };
+            w.once('drain', ok);
+            w.once('error', bad);
+          }),
+        async finish() {
+          if (error) throw error;
+          w.end();
+          await finished(w);
+          const info = await w.commit();
+          return { digest: info.digest, size: info.size };
+        },
+        async abort() {
+          w.destroy();
+          await w.abort();
+        },
+      };
+    },
+  };
+}
+
+function problemsError(source: string, problems: string[]): Error {
+  if (problems.length === 1) return new InvalidArchiveError(`${problems[0]}; nothing loaded`);
+  const missing = problems.every((p) => / is not in the archive/.test(p));
+  const msg = `archive ${source}: ${problems.length} problems; nothing loaded`;
+  return missing ? new MissingContentError(msg, problems) : new InvalidArchiveError(msg, problems);
+}
+
+/** Import an archive (path, `-` for stdin, or a stream) into `store`. See the module comment. */
+export async function importArchive(store: Store, input: ArchiveInputSource, opts: ImportOptions = {}): Promise<ImportResult> {
+  // Refuse bad options before reading a byte.
+  if (opts.allPlatforms && opts.platforms?.length) throw new InvalidArgumentError('--platform and --all-platforms are mutually exclusive');
+  platformMatcher(opts.platforms);
+  if (opts.baseName) checkBaseName(opts.baseName);
+  const indexName = opts.indexName ? normalizeIndexName(opts.indexName) : undefined;
+
+  const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease), progress: opts.progress });
+  const readBlob = async (f: ArchiveFile) => scan.json.get(f.digest) ?? store.content.readBuffer(f.digest);
+  const resolved = await resolveArchive(scan, readBlob);
+  const check = await checkArchiveImages(scan, resolved, {
+    platforms: opts.platforms, allPlatforms: opts.allPlatforms, strict: opts.strict, store: store.content,
+  });
+  const warnings = [...scan.warnings, ...resolved.warnings, ...check.warnings];
+  const problems = [...resolved.problems, ...check.problems];
+  if (problems.length) throw problemsError(scan.label, problems);
+
+  // Names for each image.
+  const result: ImportResult = {
+    source: scan.label, format: resolved.format, compression: scan.compression, images: [], skipped: [], warnings,
+    blobs: { count: scan.blobs.size, bytes: [...scan.blobs.values()].reduce((n, f) => n + f.size, 0) }, bytes: scan.bytes,
+  };
+  const registrations: Array<{ name: string; target: Descriptor }> = [];
+  const owner = new Map<string, string>();
+  const variants = new Map<string, LayerVariant>();
+  const needed: Descriptor[] = [];
+  const byDigest = new Map<string, ImportedImage>();
+  for (const img of check.images) {
+    if (img.notImage) continue;
+    const { names, warnings: w } = namesForImage({ digest: img.target.digest, annotations: img.entry.desc.annotations, repoTags: img.repoTags }, opts);
+    warnings.push(...w);
+    if (!names.length) {
+      result.skipped.push({ digest: img.target.digest, mediaType: img.target.mediaType, reason: 'no usable name' });
+      continue;
+    }
+    for (const n of names) {
+      const prev = owner.get(n);
+      if (prev && prev !== img.target.digest) warnings.push(`${n} is given to ${prev} and ${img.target.digest} in this archive; the later wins`);
+      owner.set(n, img.target.digest);
+      registrations.push({ name: n, target: img.target });
+    }
+    let rec = byDigest.get(img.target.digest);
+    if (!rec) {
+      rec = {
+        names: [], digest: img.target.digest, mediaType: img.target.mediaType, size: img.target.size, platforms: img.platforms,
+        partial: img.partial, absent: img.absent.map((a) => ({ digest: a.digest, platform: a.platform })),
+      };
+      byDigest.set(img.target.digest, rec);
+      result.images.push(rec);
+    }
+    for (const n of names) if (!rec.names.includes(n)) rec.names.push(n);
+    for (const l of img.layers) variants.set(l.digest, l);
+    needed.push(img.target, ...(img.walk?.blobs ?? []));
+  }
+  // Drop names a later image took over.
+  for (const rec of result.images) rec.names = rec.names.filter((n) => owner.get(n) === rec.digest);
+  if (indexName) {
+    result.index = { name: indexName, ...resolved.index.desc };
+    registrations.push({ name: indexName, target: { mediaType: resolved.index.desc.mediaType, digest: resolved.index.desc.digest, size: resolved.index.desc.size } });
+    needed.push(resolved.index.desc);
+  }
+
+  // Documents made here (Docker manifests and index) and index.json go into the store now.
+  const stored = new Set<string>();
+  for (const d of needed) {
+    if (stored.has(d.digest)) continue;
+    stored.add(d.digest);
+    const bytes = resolved.synthesized.get(d.digest)?.bytes ?? (d.digest === resolved.index.desc.digest ? resolved.index.bytes : undefined);
+    if (bytes) await store.content.ingestBuffer(bytes, { digest: d.digest, size: d.size, lease: opts.lease, what: `${d.mediaType} ${d.digest}` });
+  }
+
+  // One transaction: check the closure is still all there, then variants and names.
+  store.meta.write(() => {
+    const missing = [...new Set(needed.map((d) => d.digest))].filter((dg) => !store.content.has(dg));
+    if (missing.length) {
+      throw new MissingContentError(`${missing.length} blob(s) vanished from the store during the load (pruned?); nothing loaded`, missing);
+    }
+    for (const v of variants.values()) store.variants.record(v);
+    for (const r of registrations) store.images.put(r.name, r.target, opts.lease);
+  });
+  return result;
+}
+
+function normalizeIndexName(n: string): string {
+  try {
+    return normalizeReference(n);
+  } catch (e) {
+    throw new InvalidArgumentError(`--index-name ${JSON.stringify(n)}: ${(e as Error).message}`);
+  }
+}

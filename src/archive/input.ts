@@ -1,0 +1,136 @@
+import * as fs from 'node:fs';
+import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
+import { Compression, detectCompression, decompressStream } from '../compression/codecs';
+import { ImgtoolError, InvalidArgumentError, InvalidArchiveError, NotFoundError } from '../errors';
+
+/** Where an archive comes from: a path, `-` for stdin, or any byte stream. */
+export type ArchiveInputSource = Readable | string;
+
+/**
+ * An opened archive: `stream` yields the tar bytes (decompressed when the input is
+ * gzip- or zstd-wrapped, detected by magic bytes). `rawBytes()` counts input bytes
+ * consumed so far (for progress); `total` is the input size when it is a file.
+ */
+export interface ArchiveInput {
+  stream: Readable;
+  /** Compression the input was wrapped in. */
+  compression: Compression;
+  /** Input size in bytes when known (a regular file). */
+  total?: number;
+  /** For messages: the file name, or "stdin"/"input". */
+  label: string;
+  /** Input bytes read so far, when decompressing (else the consumer counts `stream` bytes itself). */
+  rawBytes(): number;
+  /** True when `stream` is the raw input itself (the consumer's byte count is the raw count). */
+  passthrough: boolean;
+}
+
+const READ_CHUNK = 1024 * 1024;
+
+/** Open `src` and sniff its compression without consuming any byte. */
+export async function openArchiveInput(src: ArchiveInputSource): Promise<ArchiveInput> {
+  if (typeof src === 'string' && src !== '-') return openFile(src);
+  const raw = typeof src === 'string' ? process.stdin : src;
+  const label = typeof src === 'string' || raw === process.stdin ? 'stdin' : 'input';
+  const { head, stream } = await peek(raw, 4);
+  return wrap(stream, detectCompression(head), undefined, label);
+}
+
+async function openFile(file: string): Promise<ArchiveInput> {
+  let fd: fs.promises.FileHandle;
+  try {
+    fd = await fs.promises.open(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new NotFoundError(`archive ${file}: no such file`);
+    throw new ImgtoolError('INVALID_ARGUMENT', `archive ${file}: cannot open: ${(e as Error).message}`);
+  }
+  try {
+    const st = await fd.stat();
+    if (st.isDirectory()) throw new InvalidArgumentError(`archive ${file} is a directory, not a tar file`);
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await fd.read(head, 0, 4, 0);
+    const compression = detectCompression(head.subarray(0, bytesRead));
+    // The stream owns the descriptor from here on (autoClose).
+    const raw = fs.createReadStream(file, { fd: fd.fd, start: 0, highWaterMark: READ_CHUNK, autoClose: true });
+    const total = st.isFile() ? st.size : undefined;
+    return wrap(raw, compression, total, file, () => void fd.close().catch(() => {}));
+  } catch (e) {
+    await fd.close().catch(() => {});
+    throw e;
+  }
+}
+
+function wrap(raw: Readable, compression: Compression, total: number | undefined, label: string, onClose?: () => void): ArchiveInput {
+  if (onClose) raw.once('close', onClose);
+  if (compression === 'none') {
+    return { stream: raw, compression, total, label, passthrough: true, rawBytes: () => 0 };
+  }
+  let n = 0;
+  const counter = new Transform({
+    highWaterMark: READ_CHUNK,
+    transform(chunk: Buffer, _e, cb: TransformCallback) {
+      n += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  // pipeline() forwards errors and destroys every stage; the consumer sees the error on `out`.
+  const out = pipeline(raw, counter, decompressStream(compression), () => {});
+  return { stream: out, compression, total, label, passthrough: false, rawBytes: () => n };
+}
+
+/** A clear one-line error for a failure while reading or decoding the input. */
+export function describeInputError(err: Error, input: Pick<ArchiveInput, 'compression' | 'label'>): Error {
+  if (err instanceof ImgtoolError) return err;
+  const { compression, label } = input;
+  const m = err.message || String(err);
+  if (compression !== 'none' && /unexpected end of file|ended in middle/i.test(m)) {
+    return new InvalidArchiveError(`${label}: ${compression} stream is truncated (${m})`);
+  }
+  if ((err as NodeJS.ErrnoException).code && /^E[A-Z]+$/.test((err as NodeJS.ErrnoException).code!) && !/^Z_/.test((err as NodeJS.ErrnoException).code!)) {
+    return new ImgtoolError('INVALID_ARGUMENT', `${label}: read error: ${m}`);
+  }
+  if (compression === 'none') return new InvalidArchiveError(`${label}: ${m}`);
+  return new InvalidArchiveError(`${label}: corrupt ${compression} data (${m})`);
+}
+
+/**
+ * Read at least `n` bytes (or everything, if shorter) from a paused stream and put
+ * them back, so the returned stream yields the input from its first byte.
+ */
+export async function peek(r: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const chunks: Buffer[] = [];
+  let len = 0;
+  while (len < n) {
+    const c = r.read() as Buffer | null;
+    if (c !== null) {
+      chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+      len += c.length;
+      continue;
+    }
+    if (r.readableEnded || r.destroyed) break;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        r.off('readable', done);
+        r.off('end', done);
+        r.off('close', done);
+        r.off('error', fail);
+        resolve();
+      };
+      const fail = (e: Error) => {
+        done();
+        reject(e);
+      };
+      r.on('readable', done);
+      r.on('end', done);
+      r.on('close', done);
+      r.on('error', fail);
+    });
+  }
+  const head = Buffer.concat(chunks);
+  if (!head.length) return { head, stream: r };
+  // After 'end' a stream cannot take bytes back: hand out what was read instead.
+  if (r.readableEnded) return { head, stream: Readable.from([head], { objectMode: false }) };
+  r.unshift(head);
+  return { head, stream: r };
+}
