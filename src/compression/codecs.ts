@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { Transform, PassThrough } from 'node:stream';
-import { CompressStream, DecompressStream, Compressor } from 'zstd-napi';
+import { CompressStream, DecompressStream } from 'zstd-napi';
 import * as zstdBinding from 'zstd-napi/binding';
 import { Compression } from '../images/mediatypes';
 import { InvalidArgumentError } from '../errors';
@@ -132,9 +132,32 @@ export function compressBufferSync(c: Compression, data: Buffer, level?: number)
     if (out.length > 9) out[9] = GZIP_OS_BYTE;
     return out;
   }
-  const z = new Compressor();
-  z.setParameters(zstdParams(lv!, 1));
-  return z.compress(data);
+  // The streaming API, as CompressStream drives it: the one-shot API would know the
+  // size up front and pick other parameters for small inputs.
+  const cctx = new zstdBinding.CCtx();
+  const p = zstdParams(lv!, 1);
+  const P = zstdBinding.CParameter;
+  cctx.setParameter(P.compressionLevel, p.compressionLevel);
+  cctx.setParameter(P.checksumFlag, 0);
+  cctx.setParameter(P.contentSizeFlag, 0);
+  cctx.setParameter(P.dictIDFlag, 0);
+  cctx.setParameter(P.nbWorkers, p.nbWorkers);
+  const out: Buffer[] = [];
+  let src: Buffer = data;
+  // (an empty input never reaches CompressStream's _transform: the frame is ended at once)
+  while (src.length) {
+    const dst = Buffer.allocUnsafe(zstdBinding.cStreamOutSize());
+    const [, produced, consumed] = cctx.compressStream2(dst, src, zstdBinding.EndDirective.continue);
+    if (produced) out.push(dst.subarray(0, produced));
+    src = src.subarray(consumed);
+  }
+  for (;;) {
+    const dst = Buffer.allocUnsafe(zstdBinding.cStreamOutSize());
+    const [left, produced] = cctx.compressStream2(dst, Buffer.alloc(0), zstdBinding.EndDirective.end);
+    if (produced) out.push(dst.subarray(0, produced));
+    if (left === 0) break;
+  }
+  return Buffer.concat(out);
 }
 
 // ---- codec versions ------------------------------------------------------

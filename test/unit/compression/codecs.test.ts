@@ -63,6 +63,13 @@ describe('codecs', () => {
     expect(back.equals(input)).toBe(true);
   });
 
+  it.each(['gzip', 'zstd'] as const)('%s: the buffer API equals the stream for small inputs too', async (c) => {
+    for (const n of [0, 1, 1000, 300000]) {
+      const small = input.subarray(0, n);
+      expect(sha(compressBufferSync(c, small))).toBe(sha(await run(compressStream(c), small, 4096)));
+    }
+  });
+
   it('zstd output does not depend on the worker count (1, 2, 4) but does on MT vs single-threaded', async () => {
     const outs: string[] = [];
     for (const w of [1, 2, 4]) outs.push(sha(await run(new CompressStream(zstdParams(3, w)), input, 131072)));

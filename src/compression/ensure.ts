@@ -1,0 +1,318 @@
+import { Readable, Transform, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Store } from '../store';
+import { Digest, DigestStream, shortDigest } from '../digest';
+import { DigestMismatchError, ImgtoolError, MissingContentError } from '../errors';
+import { BlobInfo, ResourceHolder } from '../content';
+import { Progress, ProgressTask } from '../progress';
+import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from './codecs';
+import { Variant } from './variants';
+
+/** Produces a layer's uncompressed tar from somewhere else than a blob (a snapshot). */
+export type LayerRebuilder = (store: Store, diffId: Digest) => Readable | undefined | Promise<Readable | undefined>;
+
+export interface EnsureLayerOptions {
+  /** Wanted compression. */
+  compression: Compression;
+  /**
+   * Wanted level. When given, only variants made at that level are reused; when not,
+   * any variant of the compression is (and new ones use the level of `prefer` if
+   * imgtool made it with the current codec, else the default level).
+   */
+  level?: number;
+  /**
+   * Reuse only variants whose level and codec version are what imgtool would produce
+   * now, so the result is the same digest on every machine with the same codec.
+   */
+  deterministic?: boolean;
+  /** The blob the caller has now (e.g. the manifest's descriptor): used when it qualifies. */
+  prefer?: Digest;
+  /** Media type recorded for a blob this call creates. */
+  mediaType?: string;
+  /** Attach the blob returned, and every blob read to make it, to this holder. */
+  lease?: ResourceHolder;
+  /** Warnings, and a task per conversion. */
+  progress?: Progress;
+  /** Label of the progress task (e.g. `layer 2/5 sha256:abcd…`). */
+  label?: string;
+  /** Context for messages: `image docker.io/library/x:1 (linux/amd64) layer 2`. */
+  what?: string;
+  /**
+   * How to rebuild the uncompressed layer from a snapshot (step 3). Defaults to the
+   * snapshots module's `rebuildLayer`; `null` disables rebuilding.
+   */
+  rebuild?: LayerRebuilder | null;
+}
+
+export type EnsureSource = 'existing' | 'converted' | 'rebuilt';
+
+/** A blob of the layer, present in the content store, in the wanted compression. */
+export interface EnsuredLayer {
+  digest: Digest;
+  size: number;
+  diffId: Digest;
+  compression: Compression;
+  mediaType?: string;
+  level?: number;
+  codecVersion?: string;
+  /** How it was obtained. */
+  source: EnsureSource;
+  /** For `converted`: the variant it was made from. */
+  from?: Digest;
+}
+
+let defaultRebuilder: LayerRebuilder | undefined;
+
+/** Set the rebuilder `ensureLayer` uses when `opts.rebuild` is not given (the snapshots module registers itself). */
+export function setDefaultLayerRebuilder(fn: LayerRebuilder | undefined): void {
+  defaultRebuilder = fn;
+}
+
+/** In-flight productions per store, so concurrent requests for one layer share one pass. */
+const inflight = new WeakMap<Store, Map<string, Promise<EnsuredLayer>>>();
+
+interface Candidate {
+  digest: Digest;
+  size: number;
+  /** Compression by magic bytes. */
+  compression: Compression;
+  row?: Variant;
+}
+
+const SOURCE_ORDER: Record<Compression, number> = { none: 0, zstd: 1, gzip: 2 };
+
+/**
+ * Get layer `diffId` as a blob in compression `opts.compression`, in this order:
+ *  1. an existing variant present in the store (only level/codec-matching ones with
+ *     `deterministic`, only same-level ones when `level` is given);
+ *  2. convert from any present variant: one streamed pass that decompresses, hashes the
+ *     tar to re-check the diffID, compresses, and hashes + stores the output; on a
+ *     diffID mismatch nothing is recorded and the next variant is tried;
+ *  3. rebuild the tar from the layer's snapshot and compress it, same checks;
+ *  4. else a MissingContentError naming `opts.what` and the diffID.
+ * Every blob made is recorded as a variant (level and codec version included). The
+ * blob returned, and the blobs read, are attached to `opts.lease`.
+ */
+export async function ensureLayer(store: Store, diffId: Digest, opts: EnsureLayerOptions): Promise<EnsuredLayer> {
+  const level = opts.compression === 'none' ? undefined : opts.level === undefined ? undefined : effectiveLevel(opts.compression, opts.level);
+  const key = `${diffId}|${opts.compression}|${level ?? ''}|${opts.deterministic ? 'd' : ''}`;
+  let m = inflight.get(store);
+  if (!m) inflight.set(store, (m = new Map()));
+  const running = m.get(key);
+  if (running) {
+    const r = await running;
+    if (opts.lease) attachIfPresent(store, opts.lease, r.digest);
+    return r;
+  }
+  const p = ensureLayerOnce(store, diffId, { ...opts, level });
+  m.set(key, p);
+  try {
+    return await p;
+  } finally {
+    m.delete(key);
+  }
+}
+
+async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOptions): Promise<EnsuredLayer> {
+  const c = opts.compression;
+  const what = opts.what ?? `layer ${diffId}`;
+  const warn = (msg: string) => opts.progress?.warn(msg);
+  const candidates = await presentCandidates(store, diffId, warn);
+  const curVersion = codecVersion(c);
+  const defLevel = effectiveLevel(c);
+
+  // 1. An existing variant.
+  const qualifies = (k: Candidate): boolean => {
+    if (k.compression !== c) return false;
+    if (c === 'none') return true;
+    if (opts.level !== undefined && k.row?.level !== opts.level) return false;
+    if (opts.deterministic) {
+      const want = opts.level ?? defLevel;
+      return k.row?.level === want && k.row?.codecVersion === curVersion;
+    }
+    return true;
+  };
+  const reusable = candidates.filter(qualifies);
+  reusable.sort((a, b) => rank(a) - rank(b));
+  function rank(k: Candidate): number {
+    if (k.digest === opts.prefer) return 0;
+    const lv = opts.level ?? defLevel;
+    if (k.row?.level === lv && k.row?.codecVersion === curVersion) return 1;
+    return 2;
+  }
+  for (const k of reusable) {
+    if (opts.lease && !attachIfPresent(store, opts.lease, k.digest)) continue;
+    if (!k.row) store.variants.record({ digest: k.digest, diffId, compression: k.compression, size: k.size, mediaType: opts.mediaType });
+    const row = store.variants.get(k.digest);
+    return {
+      digest: k.digest, size: k.size, diffId, compression: c, mediaType: row?.mediaType, level: row?.level,
+      codecVersion: row?.codecVersion, source: 'existing',
+    };
+  }
+
+  // Level of a new blob: explicit, else that of the preferred (missing) blob when imgtool
+  // made it with this very codec — so rebuilding reproduces the same digest — else default.
+  let newLevel = opts.level;
+  if (newLevel === undefined && c !== 'none' && opts.prefer) {
+    const pv = store.variants.get(opts.prefer);
+    if (pv && pv.compression === c && pv.level !== undefined && pv.codecVersion === curVersion) newLevel = pv.level;
+  }
+  newLevel = effectiveLevel(c, newLevel);
+
+  // 2. Convert from a present variant (uncompressed first: nothing to decode; then zstd).
+  const sources = [...candidates].sort((a, b) => SOURCE_ORDER[a.compression] - SOURCE_ORDER[b.compression] || a.size - b.size);
+  const failures: string[] = [];
+  for (const src of sources) {
+    if (opts.lease && !attachIfPresent(store, opts.lease, src.digest)) continue;
+    let input: Readable;
+    try {
+      input = store.content.openRead(src.digest);
+    } catch {
+      continue; // removed meanwhile
+    }
+    const task = opts.progress?.task(opts.label ?? `convert ${shortDigest(diffId)}`, src.size);
+    try {
+      const info = await produce(store, input, src.compression, diffId, c, newLevel, opts, task, `${what}: converting ${src.digest} (${src.compression})`);
+      task?.finish();
+      return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'converted', src.digest);
+    } catch (e) {
+      task?.finish();
+      if (e instanceof DigestMismatchError || isCodecError(e)) {
+        warn(`${what}: variant ${src.digest} (${src.compression}) does not decode to ${diffId}: ${(e as Error).message}; trying another source`);
+        failures.push(`${src.digest} (${src.compression}): ${(e as Error).message}`);
+        continue;
+      }
+      throw e;
+    }
+  }
+
+  // 3. Rebuild from the snapshot.
+  const rebuild = opts.rebuild === null ? undefined : opts.rebuild ?? defaultRebuilder;
+  if (rebuild) {
+    const input = await rebuild(store, diffId);
+    if (input) {
+      const task = opts.progress?.task(opts.label ?? `rebuild ${shortDigest(diffId)}`);
+      try {
+        const info = await produce(store, input, 'none', diffId, c, newLevel, opts, task, `${what}: rebuilding from its snapshot`);
+        task?.finish();
+        return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'rebuilt');
+      } catch (e) {
+        task?.finish();
+        if (e instanceof DigestMismatchError) {
+          failures.push(`snapshot rebuild: ${e.message}`);
+        } else throw e;
+      }
+    }
+  }
+
+  // 4. Nothing can produce it.
+  const known = store.variants.forDiffId(diffId).map((v) => `variant ${v.digest} (${v.compression}): ${store.content.has(v.digest) ? 'present' : 'absent'}`);
+  throw new MissingContentError(
+    `${what}: layer ${diffId} cannot be produced as ${c}: no usable blob of it is in the store and no snapshot rebuilds it`,
+    [...known, ...failures],
+  );
+}
+
+function isCodecError(e: unknown): boolean {
+  // zlib errors carry Z_* codes; zstd-napi throws plain Errors from the binding.
+  const err = e as { code?: string; message?: string };
+  if (typeof err?.code === 'string' && err.code.startsWith('Z_')) return true;
+  if (e instanceof ImgtoolError) return false;
+  return e instanceof Error && /zstd|frame|corrupt|unknown compression|incorrect header|invalid/i.test(err.message ?? '');
+}
+
+function attachIfPresent(store: Store, lease: ResourceHolder, digest: Digest): boolean {
+  return store.meta.write(() => {
+    if (!store.content.has(digest)) return false;
+    lease.attach('content', digest);
+    return true;
+  });
+}
+
+/**
+ * Present blobs of a layer with their real compression (by magic): variant rows,
+ * blobs labelled with the diffID, and the uncompressed blob itself. A row whose
+ * recorded compression disagrees with the bytes is warned about and corrected.
+ */
+async function presentCandidates(store: Store, diffId: Digest, warn: (m: string) => void): Promise<Candidate[]> {
+  const out: Candidate[] = [];
+  const seen = new Set<string>();
+  const consider = async (digest: Digest, row?: Variant) => {
+    if (seen.has(digest)) return;
+    seen.add(digest);
+    const info = store.content.info(digest);
+    if (!info) return;
+    let actual: Compression;
+    try {
+      actual = await detectFileCompression(store.content.blobPath(digest));
+    } catch {
+      return; // file gone (pruned meanwhile)
+    }
+    if (row && row.compression !== actual) {
+      warn(`blob ${digest} of layer ${diffId} is recorded as ${row.compression}${row.mediaType ? ` (${row.mediaType})` : ''} but its bytes are ${actual}; using ${actual} (the diffID check decides)`);
+      store.variants.correctCompression(digest, actual);
+      row = { ...row, compression: actual };
+    }
+    out.push({ digest, size: info.size, compression: actual, row });
+  };
+  for (const v of store.variants.forDiffId(diffId)) await consider(v.digest, v);
+  for (const d of store.variants.labelledWithoutRow(diffId)) await consider(d);
+  await consider(diffId, store.variants.get(diffId));
+  return out;
+}
+
+/** Counts bytes flowing through, for progress. */
+class Counter extends Transform {
+  n = 0;
+  constructor(private readonly task?: ProgressTask) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.n += chunk.length;
+    this.task?.update(this.n);
+    cb(null, chunk);
+  }
+}
+
+/**
+ * One streamed pass: input (compression `inC`) → decode → hash (diffID check) → encode
+ * (`outC`) → content writer (hash + store). Commits only when the tar hashes to diffId.
+ */
+async function produce(
+  store: Store, input: Readable, inC: Compression, diffId: Digest, outC: Compression, level: number | undefined,
+  opts: EnsureLayerOptions, task: ProgressTask | undefined, what: string,
+): Promise<BlobInfo> {
+  const w = store.content.writer({ lease: opts.lease, what, digest: outC === 'none' ? diffId : undefined });
+  const stages: NodeJS.ReadWriteStream[] = [];
+  if (task) stages.push(new Counter(task));
+  if (inC !== 'none') stages.push(decompressStream(inC));
+  let tar: DigestStream | undefined;
+  if (outC !== 'none') {
+    tar = new DigestStream({ highWaterMark: 1024 * 1024 });
+    stages.push(tar, compressStream(outC, level));
+  }
+  try {
+    await pipeline([input, ...stages, w]);
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+  if (tar && tar.digest() !== diffId) {
+    await w.abort();
+    throw new DigestMismatchError(diffId, tar.digest(), `${what}: uncompressed tar`);
+  }
+  return w.commit();
+}
+
+function record(
+  store: Store, diffId: Digest, info: BlobInfo, c: Compression, level: number | undefined, version: string | undefined,
+  mediaType: string | undefined, source: EnsureSource, from?: Digest,
+): EnsuredLayer {
+  store.variants.record({ digest: info.digest, diffId, compression: c, size: info.size, mediaType, level, codecVersion: version });
+  // The row may already exist (same bytes made before): report what it says.
+  const row = store.variants.get(info.digest)!;
+  return {
+    digest: info.digest, size: info.size, diffId, compression: c, mediaType: row.mediaType, level: row.level ?? level,
+    codecVersion: row.codecVersion ?? version, source, from,
+  };
+}
