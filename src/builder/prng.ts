@@ -45,12 +45,32 @@ const WORDS = (
   .filter(Boolean)
   .map((w) => Buffer.from(w, 'latin1'));
 
+let PHRASES: Buffer[] | undefined;
+
+/** 65536 fixed phrases of 2-6 words (seed-independent), built once. */
+function phrases(): Buffer[] {
+  if (PHRASES) return PHRASES;
+  const next = keystream('phrases', 'text-table');
+  const rnd = next(CHUNK);
+  const out: Buffer[] = [];
+  let r = 0;
+  for (let i = 0; i < 65536; i++) {
+    const n = 2 + (rnd[r++ % rnd.length] % 5);
+    const words: Buffer[] = [];
+    for (let k = 0; k < n; k++) words.push(WORDS[rnd[r++ % rnd.length] % WORDS.length]);
+    out.push(Buffer.from(words.map((w) => w.toString('latin1')).join(' '), 'latin1'));
+  }
+  PHRASES = out;
+  return out;
+}
+
 /**
- * `size` bytes of compressible ASCII text determined by `seed`: lines of words
- * separated by spaces and newlines, roughly 3-5x compressible by gzip.
+ * `size` bytes of compressible ASCII text determined by `seed`: lines of phrases picked
+ * by the seeded keystream from a fixed table, roughly 3-4x compressible by gzip.
  */
 export function* textBytes(size: number, seed: string | number = 0): Generator<Buffer> {
   checkSize(size);
+  const table = phrases();
   const next = keystream(seed, 'text');
   let left = size;
   let col = 0;
@@ -61,15 +81,18 @@ export function* textBytes(size: number, seed: string | number = 0): Generator<B
     let r = 0;
     let o = 0;
     while (o < n) {
-      if (r >= rnd.length) r = 0; // reuse the block cyclically (only on tiny words pathological cases)
-      const w = WORDS[rnd[r++] % WORDS.length];
-      const take = Math.min(w.length, n - o);
-      w.copy(out, o, 0, take);
+      if (r + 1 >= rnd.length) r = 0; // a chunk holds far more indices than phrases fit; never reached in practice
+      const p = table[rnd[r] | (rnd[r + 1] << 8)];
+      r += 2;
+      const take = Math.min(p.length, n - o);
+      if (take === p.length) out.set(p, o);
+      else out.set(p.subarray(0, take), o);
       o += take;
       col += take;
       if (o < n) {
-        out[o++] = col > 72 ? 0x0a : 0x20;
-        col = out[o - 1] === 0x0a ? 0 : col + 1;
+        const nl = col > 72;
+        out[o++] = nl ? 0x0a : 0x20;
+        col = nl ? 0 : col + 1;
       }
     }
     yield out;
