@@ -36,3 +36,5 @@ export type { LayerResolver, LayerRequest, SaveCompression } from './archive/exp
 export { ImageBuilder, BlobDir, buildLayer, layerFromTar, layerTar, buildImage, buildIndex, buildAttestation, writeOciArchive, writeOciLayout, writeDockerArchive, rawTar, writeRawTar, DEFAULT_CREATED } from './builder';
 export type { BuiltLayer, BuiltImage, BuiltIndex, Built, LayerEntry, LayerOptions, FileContent, GeneratedContent, ImageOptions, IndexOptions, ManifestFormat, ArchiveEntry, ArchiveOptions, ArchiveResult, EntryOrder, OciArchiveImage, OciLayoutOptions, RefAnnotationStyle, DockerArchiveImage, DockerArchiveOptions, RawEntry, RawTarOptions, BlobRef, LongNameFormat } from './builder';
 export * from './kind';
+export { SnapshotStore, chainId, chainIds, unpackImage, rebuildLayer, rebuildLayerBlob, verifyRebuild, discardLayers, listSnapshots, exportRootfs, resolveImageLayers } from './snapshots';
+export type { SnapshotInfo, UnpackOptions, UnpackResult, UnpackedLayer, ImageLayers, RebuildBlobOptions, DiscardOptions, DiscardedLayer, SnapshotSummary, ExportTarget, ExportRootfsOptions, ExportRootfsResult } from './snapshots';

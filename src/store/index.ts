@@ -6,6 +6,7 @@ import { ContentStore } from '../content';
 import { ImageStore } from '../images/store';
 import { VariantStore } from '../compression/variants';
 import { LeaseManager } from '../leases';
+import { SnapshotStore } from '../snapshots/store';
 
 /** `--root` default: `$IMGTOOL_ROOT`, else `~/.local/share/imgtool`. */
 export function defaultRoot(): string {
@@ -23,6 +24,7 @@ export class Store {
   readonly images: ImageStore;
   readonly variants: VariantStore;
   readonly leases: LeaseManager;
+  readonly snapshots: SnapshotStore;
 
   private constructor(root: string, meta: Metadata) {
     this.root = root;
@@ -31,6 +33,7 @@ export class Store {
     this.images = new ImageStore(meta);
     this.variants = new VariantStore(meta, this.content);
     this.leases = new LeaseManager(meta);
+    this.snapshots = new SnapshotStore(root, meta);
   }
 
   static open(root: string = defaultRoot()): Store {

@@ -1,0 +1,424 @@
+/**
+ * Applying one layer tar on top of a merged view, into a snapshot's own directory.
+ *
+ * Every entry path is resolved inside the image root against the merged view (lower
+ * snapshots + what this layer already did), like containerd's `fs.RootPath`: the name
+ * is cleaned lexically (`..` cannot climb above the root, absolute = relative to the
+ * root), then symlinks in its parent path are followed as if the root were `/`. The
+ * operating system never follows a symlink while writing: symlinks, devices and
+ * fifos exist only as metadata, directories are created component by component after
+ * `lstat`, files are created with `O_EXCL|O_NOFOLLOW`. Hard links must name an entry
+ * that exists in the image.
+ *
+ * Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) hide lower content only
+ * (entries of the same layer stay, whatever their order); they never materialise.
+ * An entry of another type replaces the lower path entirely.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InvalidArchiveError, UnsafePathError, ImgtoolError } from '../errors';
+import { PayloadSink, TarHandler, TarHeader } from './tar';
+import { Meta, Node, NodeType, cleanComponents, implicitDirMeta, lookup, walk } from './tree';
+import { PayloadLocation, SplitRecorder, fsPath } from './tarsplit';
+
+export interface ApplierOptions {
+  /** Live merged tree of the lower chain; mutated into the merged view including this layer. */
+  tree: Node;
+  /** Owner index of the layer being applied. */
+  layer: number;
+  /** Directory holding each layer's file data, by owner index; `fsRoots[layer]` is ours. */
+  fsRoots: string[];
+  /** Work directory of the snapshot being prepared (holds `aside/` and the temp record). */
+  workDir: string;
+  /** Record tar-split data (exact rebuild). */
+  record: boolean;
+  /** For messages: which layer this is. */
+  what?: string;
+}
+
+const MAX_LINKS = 255;
+
+function join(comps: string[]): string {
+  return comps.join('/');
+}
+
+export class LayerApplier implements TarHandler {
+  readonly removed = new Set<string>();
+  readonly opaque = new Set<string>();
+  readonly recorder: SplitRecorder | undefined;
+  /** Payload id -> where its bytes are. */
+  private readonly payloadLoc: PayloadLocation[] = [];
+  /** Own stored path -> payload id. */
+  private readonly ownPayload = new Map<string, number>();
+  private readonly madeDirs = new Set<string>();
+  private readonly tree: Node;
+  private readonly cur: number;
+  private readonly own: string;
+  private readonly asideDir: string;
+  private asideMade = false;
+
+  constructor(private readonly o: ApplierOptions) {
+    this.tree = o.tree;
+    this.cur = o.layer;
+    this.own = o.fsRoots[o.layer];
+    this.asideDir = path.join(o.workDir, 'aside');
+    fs.mkdirSync(this.own, { recursive: true });
+    this.recorder = o.record ? new SplitRecorder(path.join(o.workDir, 'tarsplit.tmp')) : undefined;
+  }
+
+  raw(buf: Buffer): void {
+    this.recorder?.raw(buf);
+  }
+
+  /** Where each payload is now (for finalizing the record). */
+  locate(id: number): PayloadLocation {
+    return this.payloadLoc[id];
+  }
+
+  /** Own entries of the merged view, parents first. */
+  *ownEntries(): Generator<{ path: string; meta: Meta }> {
+    for (const { path: p, node } of walk(this.tree)) if (node.owner === this.cur) yield { path: p, meta: node.meta };
+  }
+
+  /** Bytes of file data this snapshot stores. */
+  dataSize(): number {
+    let n = 0;
+    for (const p of this.ownPayload.keys()) n += lookup(this.tree, p.split('/'))?.meta.size ?? 0;
+    return n + this.copiedBytes;
+  }
+  private copiedBytes = 0;
+
+  close(): void {
+    this.recorder?.close();
+  }
+
+  private err(msg: string, h: TarHeader): UnsafePathError {
+    return new UnsafePathError(`${this.o.what ? this.o.what + ': ' : ''}entry ${JSON.stringify(h.name)}: ${msg}`);
+  }
+
+  private inlineSink(): PayloadSink {
+    return { write: (c) => this.recorder?.raw(Buffer.from(c)), end: () => {} };
+  }
+
+  async entry(h: TarHeader): Promise<PayloadSink> {
+    const comps = cleanComponents(h.name);
+    if (comps.length === 0) return this.inlineSink(); // the root itself
+    const base = comps[comps.length - 1];
+    const parentIn = comps.slice(0, -1);
+    if (base.startsWith('.wh.')) {
+      const parent = this.resolve(parentIn, true, h);
+      if (base === '.wh..wh..opq') this.applyOpaque(parent);
+      else {
+        const name = base.slice(4);
+        if (!name || name === '.' || name === '..' || name.startsWith('.wh.')) throw new InvalidArchiveError(`${this.o.what ? this.o.what + ': ' : ''}invalid whiteout ${JSON.stringify(h.name)}`);
+        this.applyWhiteout(parent, name);
+      }
+      return this.inlineSink();
+    }
+    const parentComps = this.resolve(parentIn, true, h);
+    const p = [...parentComps, base];
+    switch (h.type) {
+      case 'dir':
+        this.dirEntry(parentComps, base, h);
+        return this.inlineSink();
+      case 'file':
+        return this.fileEntry(parentComps, base, h);
+      case 'link':
+        this.linkEntry(parentComps, base, h);
+        return this.inlineSink();
+      case 'symlink':
+      case 'char':
+      case 'block':
+      case 'fifo':
+        this.metaEntry(parentComps, base, h, h.type);
+        return this.inlineSink();
+      default:
+        throw new InvalidArchiveError(`unsupported tar entry type for ${join(p)}`);
+    }
+  }
+
+  // ---- resolution ----------------------------------------------------------
+
+  /** RootPath: follow symlinks (also the last component when `followLast`) inside the root. */
+  resolve(input: string[], followLast: boolean, h: TarHeader): string[] {
+    const out: string[] = [];
+    const nodes: Array<Node | undefined> = [this.tree];
+    let queue = input.slice();
+    let links = 0;
+    while (queue.length) {
+      const c = queue.shift()!;
+      if (c === '' || c === '.') continue;
+      if (c === '..') {
+        if (out.length) {
+          out.pop();
+          nodes.pop();
+        }
+        continue;
+      }
+      const cur = nodes[nodes.length - 1];
+      const n = cur?.children?.get(c);
+      if (n && n.meta.type === 'symlink' && (followLast || queue.some((q) => q !== '' && q !== '.'))) {
+        if (++links > MAX_LINKS) throw this.err('too many levels of symbolic links', h);
+        const t = n.meta.linkname ?? '';
+        if (t.startsWith('/')) {
+          out.length = 0;
+          nodes.length = 1;
+        }
+        queue = t.split('/').concat(queue);
+        continue;
+      }
+      out.push(c);
+      nodes.push(n);
+    }
+    return out;
+  }
+
+  /** The directory node at `comps`, creating missing ones (implicit, own). Errors on a non-directory. */
+  private ensureParent(comps: string[], h: TarHeader): Node {
+    let n = this.tree;
+    for (let i = 0; i < comps.length; i++) {
+      let c = n.children!.get(comps[i]);
+      if (!c) {
+        c = new Node(comps[i], implicitDirMeta(), this.cur);
+        n.children!.set(comps[i], c);
+      } else if (!c.children) {
+        throw this.err(`parent ${JSON.stringify(join(comps.slice(0, i + 1)))} is not a directory`, h);
+      }
+      n = c;
+    }
+    return n;
+  }
+
+  // ---- physical writes (own fs only) --------------------------------------
+
+  private mkdirPhysical(comps: string[]): void {
+    let p = '';
+    for (const c of comps) {
+      p = p ? p + '/' + c : c;
+      if (this.madeDirs.has(p)) continue;
+      const fp = fsPath(this.own, p);
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(fp);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      if (!st) fs.mkdirSync(fp, 0o755);
+      else if (!st.isDirectory()) throw new ImgtoolError('INTERNAL', `snapshot work dir: ${JSON.stringify(p)} is not a directory`);
+      this.madeDirs.add(p);
+    }
+  }
+
+  private rmPhysical(p: string): void {
+    const fp = fsPath(this.own, p);
+    try {
+      fs.lstatSync(fp);
+    } catch {
+      return;
+    }
+    fs.rmSync(fp, { recursive: true, force: true }); // unlinks symlinks, never follows them
+    this.madeDirs.clear();
+  }
+
+  private setAside(p: string): void {
+    const id = this.ownPayload.get(p);
+    if (id === undefined) return;
+    if (!this.asideMade) {
+      fs.mkdirSync(this.asideDir, { recursive: true });
+      this.asideMade = true;
+    }
+    const dst = path.join(this.asideDir, String(id));
+    fs.renameSync(fsPath(this.own, p), dst);
+    this.payloadLoc[id] = { aside: dst };
+    this.ownPayload.delete(p);
+  }
+
+  /** Set aside every own payload under `n` (at `p`) before it disappears. */
+  private setAsideTree(n: Node, p: string): void {
+    if (n.meta.type === 'file' && n.owner === this.cur) this.setAside(p);
+    if (n.children) for (const [name, c] of n.children) this.setAsideTree(c, p + '/' + name);
+  }
+
+  /** Remove whatever is at `parent/name` (own and lower), recording it as removed. */
+  private replace(parent: Node, parentComps: string[], name: string): void {
+    const n = parent.children!.get(name);
+    if (!n) return;
+    const p = join([...parentComps, name]);
+    this.setAsideTree(n, p);
+    this.rmPhysical(p);
+    parent.children!.delete(name);
+    this.removed.add(p);
+  }
+
+  /**
+   * Hide the lower content of `n` (at `p`), keeping own entries. Returns whether the
+   * node stays (it is own, or a lower directory that still holds own entries, which
+   * then becomes an own implicit directory).
+   */
+  private hide(n: Node, p: string): boolean {
+    if (n.children) {
+      for (const [name, c] of [...n.children]) {
+        if (!this.hide(c, p + '/' + name)) {
+          n.children.delete(name);
+          this.rmPhysical(p + '/' + name);
+        }
+      }
+      if (n.owner === this.cur) return true;
+      if (n.children.size > 0) {
+        n.meta = { ...n.meta, implicit: true };
+        n.owner = this.cur;
+        return true;
+      }
+      return false;
+    }
+    return n.owner === this.cur;
+  }
+
+  private applyWhiteout(parentComps: string[], name: string): void {
+    const parent = lookup(this.tree, parentComps);
+    if (!parent || !parent.children) return;
+    const n = parent.children.get(name);
+    if (!n) return;
+    const p = join([...parentComps, name]);
+    this.removed.add(p);
+    if (!this.hide(n, p)) {
+      parent.children.delete(name);
+      this.rmPhysical(p);
+    }
+  }
+
+  private applyOpaque(dirComps: string[]): void {
+    const d = lookup(this.tree, dirComps);
+    if (!d || !d.children) return;
+    const p = join(dirComps);
+    for (const [name, c] of [...d.children]) {
+      const cp = p ? p + '/' + name : name;
+      if (!this.hide(c, cp)) {
+        d.children.delete(name);
+        this.rmPhysical(cp);
+      }
+    }
+    this.opaque.add(p);
+  }
+
+  // ---- entries -----------------------------------------------------------
+
+  private meta(h: TarHeader, type: NodeType): Meta {
+    const m: Meta = { type, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime };
+    if (h.uname) m.uname = h.uname;
+    if (h.gname) m.gname = h.gname;
+    const xk = Object.keys(h.xattrs);
+    if (xk.length) {
+      m.xattrs = {};
+      for (const k of xk.sort()) m.xattrs[k] = h.xattrs[k].toString('base64');
+    }
+    if (type === 'symlink') m.linkname = h.linkname;
+    if (type === 'char' || type === 'block') {
+      m.devmajor = h.devmajor;
+      m.devminor = h.devminor;
+    }
+    if (type === 'file') m.size = h.size;
+    return m;
+  }
+
+  private dirEntry(parentComps: string[], name: string, h: TarHeader): void {
+    const parent = this.ensureParent(parentComps, h);
+    const existing = parent.children!.get(name);
+    const meta = this.meta(h, 'dir');
+    if (existing && existing.isDir) {
+      existing.meta = meta;
+      existing.owner = this.cur;
+      return;
+    }
+    if (existing) this.replace(parent, parentComps, name);
+    parent.children!.set(name, new Node(name, meta, this.cur));
+  }
+
+  private metaEntry(parentComps: string[], name: string, h: TarHeader, type: NodeType): void {
+    const parent = this.ensureParent(parentComps, h);
+    this.replace(parent, parentComps, name);
+    parent.children!.set(name, new Node(name, this.meta(h, type), this.cur));
+  }
+
+  private fileEntry(parentComps: string[], name: string, h: TarHeader): PayloadSink {
+    const parent = this.ensureParent(parentComps, h);
+    this.replace(parent, parentComps, name);
+    const p = join([...parentComps, name]);
+    parent.children!.set(name, new Node(name, this.meta(h, 'file'), this.cur));
+    this.mkdirPhysical(parentComps);
+    const fd = fs.openSync(fsPath(this.own, p), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+    const id = this.payloadLoc.length;
+    this.payloadLoc.push({ stored: p });
+    this.ownPayload.set(p, id);
+    this.recorder?.payload(id, h.size);
+    let closed = false;
+    return {
+      write: (chunk) => writeFully(fd, chunk),
+      end: () => {
+        if (!closed) {
+          closed = true;
+          fs.closeSync(fd);
+        }
+      },
+    };
+  }
+
+  private linkEntry(parentComps: string[], name: string, h: TarHeader): void {
+    const tcomps = cleanComponents(h.linkname);
+    if (tcomps.length === 0) throw this.err(`hard link to the image root`, h);
+    const tparent = this.resolve(tcomps.slice(0, -1), true, h);
+    const tpath = [...tparent, tcomps[tcomps.length - 1]];
+    const target = lookup(this.tree, tpath);
+    if (!target) throw this.err(`hard link target ${JSON.stringify(h.linkname)} is not in the image`, h);
+    if (target.isDir) throw this.err(`hard link target ${JSON.stringify(h.linkname)} is a directory`, h);
+    const p = join([...parentComps, name]);
+    const tp = join(tpath);
+    if (p === tp) return; // a link to itself changes nothing
+    if (tp.startsWith(p + '/')) throw this.err(`hard link target ${JSON.stringify(h.linkname)} is inside the entry it replaces`, h);
+    const parent = this.ensureParent(parentComps, h);
+    const srcRoot = this.o.fsRoots[target.owner];
+    const tmeta = { ...target.meta };
+    // If the target is ours and set aside by the replacement below it still keeps
+    // its inode; link first into a temp name to be safe.
+    let tmpLink: string | undefined;
+    if (tmeta.type === 'file') {
+      if (srcRoot === undefined) throw new ImgtoolError('INTERNAL', `no data directory for layer ${target.owner}`);
+      if (!this.asideMade) {
+        fs.mkdirSync(this.asideDir, { recursive: true });
+        this.asideMade = true;
+      }
+      tmpLink = path.join(this.asideDir, `link-${this.payloadLoc.length}-${Math.random().toString(36).slice(2)}`);
+      const src = fsPath(srcRoot, tp);
+      try {
+        fs.linkSync(src, tmpLink);
+      } catch {
+        fs.copyFileSync(src, tmpLink, fs.constants.COPYFILE_EXCL);
+        this.copiedBytes += tmeta.size ?? 0;
+      }
+    }
+    this.replace(parent, parentComps, name);
+    delete tmeta.implicit;
+    parent.children!.set(name, new Node(name, tmeta, this.cur));
+    if (tmpLink) {
+      this.mkdirPhysical(parentComps);
+      const dst = fsPath(this.own, p);
+      try {
+        fs.lstatSync(dst);
+        throw new ImgtoolError('INTERNAL', `snapshot work dir: ${JSON.stringify(p)} exists`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      fs.renameSync(tmpLink, dst);
+    }
+  }
+}
+
+function writeFully(fd: number, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => {
+      if (off >= chunk.length) return resolve();
+      fs.write(fd, chunk, off, chunk.length - off, null, (err, n) => (err ? reject(err) : step(off + n)));
+    };
+    step(0);
+  });
+}

@@ -1,0 +1,262 @@
+/**
+ * export-rootfs: an image's merged root filesystem as a tar (deterministic: entries in
+ * byte order of their paths, parents first) or written into a directory. From the
+ * image's snapshot chain when unpacked; otherwise the missing layers are applied into
+ * temporary work directories (never committed) and removed afterwards.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Store } from '../store';
+import { ResourceHolder } from '../content';
+import { Progress, silentProgress } from '../progress';
+import { ImgtoolError, InvalidArgumentError } from '../errors';
+import { shortDigest } from '../digest';
+import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from './tar';
+import { walk, newRoot, Meta } from './tree';
+import { fsPath } from './tarsplit';
+import { MergedView, applyLayerStream, loadMergedView, resolveImageLayers, openLayerSource } from './ops';
+
+export type ExportTarget = { output: string | Writable } | { dir: string };
+
+export interface ExportRootfsOptions {
+  platform?: string;
+  lease?: ResourceHolder;
+  progress?: Progress;
+}
+
+export interface ExportRootfsResult {
+  image: string;
+  chainId: string | undefined;
+  /** True when every layer came from committed snapshots. */
+  fromSnapshots: boolean;
+  entries: number;
+  /** Bytes of file data written. */
+  bytes: number;
+  /** Things that could not be applied to a directory (devices as non-root, xattrs). */
+  warnings: string[];
+}
+
+/** Export the merged root filesystem of `ref` (its host or `platform` manifest). */
+export async function exportRootfs(store: Store, ref: string, target: ExportTarget, opts: ExportRootfsOptions = {}): Promise<ExportRootfsResult> {
+  const progress = opts.progress ?? silentProgress;
+  const img = await resolveImageLayers(store, ref, opts.platform);
+  const snaps = store.snapshots;
+  const works: string[] = [];
+  try {
+    // Longest committed prefix of the chain, then apply the rest into temp dirs.
+    let k = 0;
+    while (k < img.layers.length && snaps.has(img.layers[k].chainId) && (!opts.lease || snaps.attach(img.layers[k].chainId, opts.lease))) k++;
+    const view: MergedView = k > 0 ? await loadMergedView(snaps, img.layers[k - 1].chainId) : { tree: newRoot(), fsRoots: [] };
+    for (let i = k; i < img.layers.length; i++) {
+      const l = img.layers[i];
+      const what = `image ${img.name} layer ${i + 1}/${img.layers.length} (${l.desc.digest})`;
+      const src = openLayerSource(store, l.desc, l.diffId, what);
+      const work = snaps.prepare('export');
+      works.push(work);
+      const task = progress.task(`apply ${shortDigest(l.desc.digest)} (${i + 1}/${img.layers.length})`, src.size);
+      try {
+        await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: false, what, onBytes: (b) => task.update(b) });
+      } finally {
+        task.finish();
+      }
+    }
+    const stats = { entries: 0, bytes: 0, warnings: [] as string[] };
+    if ('dir' in target) await writeDir(view, target.dir, stats);
+    else await writeTarTo(view, target.output, stats);
+    for (const w of stats.warnings) progress.warn(w);
+    return {
+      image: img.name,
+      chainId: img.layers.length ? img.layers[img.layers.length - 1].chainId : undefined,
+      fromSnapshots: k === img.layers.length,
+      ...stats,
+    };
+  } finally {
+    for (const w of works) fs.rmSync(w, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// tar
+
+function headerFor(p: string, m: Meta): EncodeHeader {
+  const h: EncodeHeader = {
+    name: m.type === 'dir' ? p + '/' : p,
+    type: m.type,
+    mode: m.mode,
+    uid: m.uid,
+    gid: m.gid,
+    uname: m.uname,
+    gname: m.gname,
+    mtime: m.mtime,
+  };
+  if (m.xattrs) {
+    h.xattrs = {};
+    for (const [k, v] of Object.entries(m.xattrs)) h.xattrs[k] = Buffer.from(v, 'base64');
+  }
+  if (m.type === 'symlink') h.linkname = m.linkname ?? '';
+  if (m.type === 'char' || m.type === 'block') {
+    h.devmajor = m.devmajor;
+    h.devminor = m.devminor;
+  }
+  return h;
+}
+
+/** The merged view as a tar stream. */
+export function rootfsTar(view: MergedView, stats = { entries: 0, bytes: 0 }): Readable {
+  async function* gen(): AsyncGenerator<Buffer> {
+    const firstPath = new Map<string, string>();
+    for (const { path: p, node } of walk(view.tree)) {
+      const m = node.meta;
+      stats.entries++;
+      if (m.type !== 'file') {
+        yield encodeHeader(headerFor(p, m));
+        continue;
+      }
+      const fh = await fs.promises.open(fsPath(view.fsRoots[node.owner], p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      try {
+        const st = await fh.stat();
+        const key = `${st.dev}:${st.ino}`;
+        const first = firstPath.get(key);
+        if (first !== undefined) {
+          yield encodeHeader({ ...headerFor(p, m), type: 'link', linkname: first });
+          continue;
+        }
+        firstPath.set(key, p);
+        const size = st.size;
+        yield encodeHeader({ ...headerFor(p, m), size });
+        let left = size;
+        while (left > 0) {
+          const buf = Buffer.allocUnsafe(Math.min(left, 1024 * 1024));
+          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+          if (!bytesRead) throw new ImgtoolError('INTERNAL', `snapshot file ${p} ended early`);
+          left -= bytesRead;
+          stats.bytes += bytesRead;
+          yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+        }
+        const pad = padding(size);
+        if (pad.length) yield pad;
+      } finally {
+        await fh.close();
+      }
+    }
+    yield END_OF_ARCHIVE;
+  }
+  return Readable.from(gen(), { objectMode: false });
+}
+
+async function writeTarTo(view: MergedView, out: string | Writable, stats: { entries: number; bytes: number }): Promise<void> {
+  if (typeof out !== 'string') {
+    await pipeline(rootfsTar(view, stats), out, { end: out !== process.stdout });
+    return;
+  }
+  if (out === '-') {
+    await pipeline(rootfsTar(view, stats), process.stdout, { end: false });
+    await new Promise<void>((resolve, reject) => {
+      process.stdout.write('', (e) => (e ? reject(e) : resolve()));
+    });
+    return;
+  }
+  const abs = path.resolve(out);
+  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const ws = fs.createWriteStream(tmp, { flags: 'wx' });
+    await pipeline(rootfsTar(view, stats), ws);
+    const fd = fs.openSync(tmp, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, abs);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// directory
+
+const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+
+async function writeDir(view: MergedView, dir: string, stats: { entries: number; bytes: number; warnings: string[] }): Promise<void> {
+  const abs = path.resolve(dir);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(abs);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  if (st && (!st.isDirectory() || fs.readdirSync(abs).length > 0)) {
+    throw new InvalidArgumentError(`export-rootfs: ${abs} must be an empty directory or not exist`);
+  }
+  if (!st) fs.mkdirSync(abs, { recursive: true });
+  const root = isRoot();
+  const firstPath = new Map<string, string>();
+  const dirs: Array<{ p: Buffer; m: Meta }> = [];
+  let skippedDev = 0;
+  let skippedXattr = 0;
+  for (const { path: p, node } of walk(view.tree)) {
+    const m = node.meta;
+    const dst = fsPath(abs, p);
+    stats.entries++;
+    if (m.xattrs) skippedXattr++;
+    switch (m.type) {
+      case 'dir':
+        fs.mkdirSync(dst, 0o700);
+        dirs.push({ p: dst, m });
+        continue;
+      case 'file': {
+        const src = fsPath(view.fsRoots[node.owner], p);
+        const sst = fs.lstatSync(src);
+        if (!sst.isFile()) throw new ImgtoolError('INTERNAL', `snapshot data for ${p} is not a regular file`);
+        const key = `${sst.dev}:${sst.ino}`;
+        const first = firstPath.get(key);
+        if (first !== undefined) {
+          fs.linkSync(fsPath(abs, first), dst);
+          continue;
+        }
+        firstPath.set(key, p);
+        fs.copyFileSync(src, dst, fs.constants.COPYFILE_EXCL);
+        stats.bytes += sst.size;
+        break;
+      }
+      case 'symlink':
+        fs.symlinkSync(Buffer.from(m.linkname ?? '', 'latin1'), dst);
+        break;
+      case 'fifo':
+      case 'char':
+      case 'block': {
+        const name = dst.toString('utf8');
+        if (!Buffer.from(name, 'utf8').equals(dst) || (m.type !== 'fifo' && !root)) {
+          skippedDev++;
+          continue;
+        }
+        const r = m.type === 'fifo'
+          ? spawnSync('mkfifo', ['-m', '600', '--', name], { stdio: 'ignore' })
+          : spawnSync('mknod', ['-m', '600', '--', name, m.type === 'char' ? 'c' : 'b', String(m.devmajor ?? 0), String(m.devminor ?? 0)], { stdio: 'ignore' });
+        if (r.status !== 0) {
+          skippedDev++;
+          continue;
+        }
+        break;
+      }
+    }
+    applyMeta(dst, m, root);
+  }
+  for (let i = dirs.length - 1; i >= 0; i--) applyMeta(dirs[i].p, dirs[i].m, root);
+  if (skippedDev) stats.warnings.push(`export-rootfs: ${skippedDev} device node(s)/fifo(s) not created${root ? '' : ' (needs root)'}; a tar export (-o) keeps them`);
+  if (skippedXattr) stats.warnings.push(`export-rootfs: extended attributes of ${skippedXattr} entr${skippedXattr === 1 ? 'y' : 'ies'} not applied to the directory; a tar export (-o) keeps them`);
+}
+
+function applyMeta(p: Buffer, m: Meta, root: boolean): void {
+  if (root) fs.lchownSync(p, m.uid, m.gid);
+  if (m.type !== 'symlink') fs.chmodSync(p, m.mode & 0o7777);
+  const t = Math.max(0, m.mtime);
+  fs.lutimesSync(p, t, t);
+}
+

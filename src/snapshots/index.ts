@@ -1,0 +1,18 @@
+/**
+ * Snapshots: unpacked layers keyed by chainID (each storing only its own changes),
+ * safe layer apply, exact layer reproduction (tar-split), merged views, export-rootfs.
+ */
+export { SnapshotStore, chainId, chainIds } from './store';
+export type { SnapshotInfo } from './store';
+export {
+  unpackImage, rebuildLayer, rebuildLayerBlob, verifyRebuild, discardLayers, listSnapshots,
+  resolveImageLayers, loadMergedView, applyLayerStream, openLayerSource,
+} from './ops';
+export type {
+  UnpackOptions, UnpackResult, UnpackedLayer, ImageLayers, MergedView, ApplyLayerOptions, AppliedLayer,
+  RebuildBlobOptions, DiscardOptions, DiscardedLayer, SnapshotSummary, LayerSource,
+} from './ops';
+export { exportRootfs, rootfsTar } from './export';
+export type { ExportTarget, ExportRootfsOptions, ExportRootfsResult } from './export';
+export { TarParser, encodeHeader, parseNumeric, parsePax, padding, END_OF_ARCHIVE } from './tar';
+export type { TarHeader, TarHandler, PayloadSink, EncodeHeader, TarType } from './tar';

@@ -1,0 +1,445 @@
+/**
+ * Snapshot operations over a Store: unpack an image into its snapshot chain, rebuild
+ * a layer's exact tar from a snapshot, discard compressed blobs that can be rebuilt,
+ * list snapshots, load merged views.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable, Transform, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Store } from '../store';
+import { ResourceHolder, VerifyStream } from '../content';
+import { Progress, silentProgress } from '../progress';
+import { Descriptor, ImageConfig, Manifest } from '../images/types';
+import { walkImage } from '../images/walk';
+import { contentSource } from '../images/source';
+import { Compression, isIndexType, layerCompression } from '../images/mediatypes';
+import { Platform, exactMatcher, formatPlatform, hostPlatform, parsePlatform } from '../platform';
+import { AutoDecompressStream, codecVersion, compressStream, DEFAULT_LEVEL } from '../compression/codecs';
+import { DigestStream, Digester, shortDigest } from '../digest';
+import { DigestMismatchError, ImgtoolError, InvalidArchiveError, MissingContentError, NotFoundError } from '../errors';
+import { TarParser } from './tar';
+import { LayerApplier } from './apply';
+import { Node, newRoot, mergeSnapshot, writeIndex } from './tree';
+import { finalizeRecord, readRecord } from './tarsplit';
+import { SnapshotStore, chainIds } from './store';
+
+// ---------------------------------------------------------------------------
+// Resolving an image to its layers
+
+export interface ImageLayers {
+  /** The image's name in the store. */
+  name: string;
+  manifestDesc: Descriptor;
+  manifest: Manifest;
+  config: ImageConfig;
+  platform?: Platform;
+  layers: Array<{ desc: Descriptor; diffId: string; chainId: string; parent?: string }>;
+}
+
+/**
+ * The manifest of `ref` for a platform (`platform` as `os/arch[/variant]`, default the
+ * host's) and its layers with diffIDs and chainIDs. A single-manifest image is used
+ * whatever its platform unless `platform` is given.
+ */
+export async function resolveImageLayers(store: Store, ref: string, platform?: string): Promise<ImageLayers> {
+  const rec = store.images.resolve(ref);
+  const want = platform ? parsePlatform(platform) : hostPlatform();
+  const filter = platform !== undefined || isIndexType(rec.target.mediaType);
+  const w = await walkImage(contentSource(store.content), rec.target, { platforms: filter ? exactMatcher([want]) : undefined });
+  const candidates = w.manifests.filter((m) => !m.attestation);
+  if (!candidates.length) {
+    const all = await walkImage(contentSource(store.content), rec.target);
+    const avail = all.manifests.filter((m) => !m.attestation && m.platform).map((m) => formatPlatform(m.platform!));
+    throw new NotFoundError(`image ${rec.name}: no manifest for platform ${formatPlatform(want)} in the store${avail.length ? ` (present: ${[...new Set(avail)].join(', ')})` : ''}`);
+  }
+  const m = candidates[0];
+  if (!m.config) throw new MissingContentError(`image ${rec.name}: config ${m.manifest.config.digest} of manifest ${m.desc.digest} is not in the store`);
+  const diffIds = m.config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds)) throw new InvalidArchiveError(`image ${rec.name}: config ${m.manifest.config.digest} has no rootfs.diff_ids`);
+  if (diffIds.length !== m.manifest.layers.length) {
+    throw new InvalidArchiveError(`image ${rec.name}: manifest ${m.desc.digest} has ${m.manifest.layers.length} layers but its config lists ${diffIds.length} diff_ids`);
+  }
+  const cids = chainIds(diffIds);
+  return {
+    name: rec.name,
+    manifestDesc: m.desc,
+    manifest: m.manifest,
+    config: m.config,
+    platform: m.platform,
+    layers: m.manifest.layers.map((desc, i) => ({ desc, diffId: diffIds[i], chainId: cids[i], parent: i ? cids[i - 1] : undefined })),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Merged views
+
+export interface MergedView {
+  tree: Node;
+  /** File data directory of each layer of the chain, bottom first. */
+  fsRoots: string[];
+}
+
+/** Merged view of a committed snapshot chain. */
+export async function loadMergedView(snapshots: SnapshotStore, chainId: string): Promise<MergedView> {
+  const tree = newRoot();
+  const fsRoots: string[] = [];
+  const chain = snapshots.chain(chainId);
+  for (let i = 0; i < chain.length; i++) {
+    await mergeSnapshot(tree, snapshots.indexFile(chain[i].chainId), i);
+    fsRoots[i] = snapshots.fsDir(chain[i].chainId);
+  }
+  return { tree, fsRoots };
+}
+
+// ---------------------------------------------------------------------------
+// Applying a layer
+
+export interface ApplyLayerOptions {
+  view: MergedView;
+  /** Index of the layer in the chain (owner index in the view). */
+  index: number;
+  source: Readable;
+  diffId: string;
+  chainId: string;
+  parent?: string;
+  /** Work directory from `SnapshotStore.prepare()`. */
+  work: string;
+  record: boolean;
+  what: string;
+  onBytes?: (n: number) => void;
+}
+
+export interface AppliedLayer {
+  size: number;
+  reproducible: boolean;
+}
+
+/**
+ * Apply a (possibly compressed) layer stream into `work`, verifying its diffID. On
+ * success the view includes the layer, with `fsRoots[index]` = `work/fs`; on failure
+ * the view is unusable and the caller discards `work`.
+ */
+export async function applyLayerStream(o: ApplyLayerOptions): Promise<AppliedLayer> {
+  o.view.fsRoots[o.index] = path.join(o.work, 'fs');
+  const applier = new LayerApplier({ tree: o.view.tree, layer: o.index, fsRoots: o.view.fsRoots, workDir: o.work, record: o.record, what: o.what });
+  const dig = new DigestStream();
+  let n = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _e, cb: TransformCallback) {
+      n += chunk.length;
+      o.onBytes?.(n);
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(o.source, count, new AutoDecompressStream(), dig, new TarParser(applier));
+  } finally {
+    applier.close();
+  }
+  const actual = dig.digest();
+  if (actual !== o.diffId) throw new DigestMismatchError(o.diffId, actual, `${o.what}: uncompressed layer (diffID)`);
+  let recordSize = 0;
+  if (o.record) {
+    const tmp = path.join(o.work, 'tarsplit.tmp');
+    recordSize = await finalizeRecord(tmp, path.join(o.work, 'tarsplit.gz'), (id) => applier.locate(id));
+    fs.rmSync(tmp, { force: true });
+  }
+  fs.rmSync(path.join(o.work, 'aside'), { recursive: true, force: true });
+  const indexSize = await writeIndex(path.join(o.work, 'index.gz'), { v: 1, chainId: o.chainId, parent: o.parent, diffId: o.diffId }, applier.removed, applier.opaque, applier.ownEntries());
+  return { size: applier.dataSize() + recordSize + indexSize, reproducible: o.record };
+}
+
+// ---------------------------------------------------------------------------
+// Unpack
+
+export interface UnpackOptions {
+  /** `os/arch[/variant]`; default the host platform. */
+  platform?: string;
+  /** Attach every snapshot of the chain (and blobs used) to this holder. */
+  lease?: ResourceHolder;
+  progress?: Progress;
+}
+
+export interface UnpackedLayer {
+  index: number;
+  digest: string;
+  diffId: string;
+  chainId: string;
+  /** False when the snapshot existed already. */
+  applied: boolean;
+  /** Where the layer came from when applied: the image's blob, another variant, or a rebuild. */
+  source?: { kind: 'blob' | 'variant' | 'snapshot'; digest?: string; chainId?: string };
+}
+
+export interface UnpackResult {
+  image: string;
+  manifest: string;
+  platform?: string;
+  /** chainID of the top layer (the image's root filesystem). */
+  chainId: string | undefined;
+  layers: UnpackedLayer[];
+}
+
+/**
+ * Create an image's snapshot chain: one snapshot per layer keyed by chainID. Existing
+ * snapshots are not re-applied, but every present layer blob of the image is recorded
+ * as a variant of its diffID either way.
+ */
+export async function unpackImage(store: Store, ref: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  const snaps = store.snapshots;
+  const progress = opts.progress ?? silentProgress;
+  const img = await resolveImageLayers(store, ref, opts.platform);
+  recordVariants(store, img);
+  const result: UnpackResult = {
+    image: img.name,
+    manifest: img.manifestDesc.digest,
+    platform: img.platform ? formatPlatform(img.platform) : undefined,
+    chainId: img.layers.length ? img.layers[img.layers.length - 1].chainId : undefined,
+    layers: [],
+  };
+  let view: MergedView | undefined;
+  const total = img.layers.length;
+  for (let i = 0; i < total; i++) {
+    const l = img.layers[i];
+    const what = `image ${img.name} layer ${i + 1}/${total} (${l.desc.digest})`;
+    if (snaps.has(l.chainId)) {
+      if (opts.lease && !snaps.attach(l.chainId, opts.lease)) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} was removed while unpacking; retry`);
+      if (view) {
+        await mergeSnapshot(view.tree, snaps.indexFile(l.chainId), i);
+        view.fsRoots[i] = snaps.fsDir(l.chainId);
+      }
+      result.layers.push({ index: i, digest: l.desc.digest, diffId: l.diffId, chainId: l.chainId, applied: false });
+      continue;
+    }
+    if (!view) view = i > 0 ? await loadMergedView(snaps, img.layers[i - 1].chainId) : { tree: newRoot(), fsRoots: [] };
+    const src = openLayerSource(store, l.desc, l.diffId, what);
+    const task = progress.task(`unpack ${shortDigest(l.desc.digest)} (${i + 1}/${total})`, src.size);
+    const work = snaps.prepare();
+    try {
+      const applied = await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: true, what, onBytes: (b) => task.update(b) });
+      snaps.commit(work, { chainId: l.chainId, parent: l.parent, diffId: l.diffId, size: applied.size, reproducible: applied.reproducible }, opts.lease);
+      view.fsRoots[i] = snaps.fsDir(l.chainId);
+    } catch (e) {
+      src.stream.destroy();
+      snaps.discard(work);
+      throw e;
+    } finally {
+      task.finish();
+    }
+    result.layers.push({ index: i, digest: l.desc.digest, diffId: l.diffId, chainId: l.chainId, applied: true, source: src.source });
+  }
+  return result;
+}
+
+/** Record every present layer blob of the image against its diffID (if not yet recorded). */
+function recordVariants(store: Store, img: ImageLayers): void {
+  store.meta.write(() => {
+    for (const l of img.layers) {
+      if (store.variants.get(l.desc.digest)) continue;
+      const c = layerCompression(l.desc.mediaType);
+      if (!c || !store.content.has(l.desc.digest)) continue;
+      store.variants.record({ digest: l.desc.digest, diffId: l.diffId, compression: c, size: l.desc.size, mediaType: l.desc.mediaType });
+    }
+  });
+}
+
+export interface LayerSource {
+  stream: Readable;
+  size?: number;
+  source: UnpackedLayer['source'];
+}
+
+/** The image's blob; else a present variant of the diffID; else a rebuild from another snapshot. */
+export function openLayerSource(store: Store, desc: Descriptor, diffId: string, what: string): LayerSource {
+  if (store.content.has(desc.digest)) {
+    return { stream: store.content.openRead(desc.digest, { verify: true, what }), size: desc.size, source: { kind: 'blob', digest: desc.digest } };
+  }
+  for (const v of store.variants.forDiffId(diffId)) {
+    if (store.content.has(v.digest)) {
+      return { stream: store.content.openRead(v.digest, { verify: true, what }), size: v.size, source: { kind: 'variant', digest: v.digest } };
+    }
+  }
+  for (const s of store.snapshots.forDiffId(diffId)) {
+    if (!s.reproducible) continue;
+    const r = rebuildFrom(store.snapshots, s.chainId);
+    if (r) return { stream: r, source: { kind: 'snapshot', chainId: s.chainId } };
+  }
+  throw new MissingContentError(`${what}: blob ${desc.digest} is not in the store and no variant or snapshot of diffID ${diffId} can replace it`);
+}
+
+// ---------------------------------------------------------------------------
+// Rebuild
+
+function rebuildFrom(snaps: SnapshotStore, chainId: string): Readable | undefined {
+  const rec = snaps.recordFile(chainId);
+  if (!fs.existsSync(rec)) return undefined;
+  return readRecord(rec, snaps.fsDir(chainId));
+}
+
+/**
+ * The exact uncompressed tar of layer `diffId`, regenerated (streaming) from any
+ * reproducible snapshot with that diffID; undefined when there is none. Callers must
+ * verify that its sha256 is `diffId` (the stream itself does not).
+ */
+export function rebuildLayer(store: Store, diffId: string): Readable | undefined {
+  for (const s of store.snapshots.forDiffId(diffId)) {
+    if (!s.reproducible) continue;
+    const r = rebuildFrom(store.snapshots, s.chainId);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+/** Rebuild layer `diffId` and check that it hashes to it. Returns the uncompressed size. */
+export async function verifyRebuild(store: Store, diffId: string): Promise<number> {
+  const r = rebuildLayer(store, diffId);
+  if (!r) throw new MissingContentError(`layer ${diffId}: no reproducible snapshot to rebuild it from`);
+  const d = new Digester();
+  for await (const c of r) d.update(c as Buffer);
+  const actual = d.digest();
+  if (actual !== diffId) throw new DigestMismatchError(diffId, actual, `layer rebuilt from its snapshot`);
+  return d.size;
+}
+
+export interface RebuildBlobOptions {
+  compression: Compression;
+  level?: number;
+  mediaType?: string;
+  lease?: ResourceHolder;
+  progress?: Progress;
+}
+
+/**
+ * Rebuild layer `diffId` from a snapshot, verify its sha256 while streaming, compress
+ * it, store the blob and record it as a variant of the diffID. Returns its descriptor
+ * fields. Fails (storing nothing) if the rebuild does not give the diffID.
+ */
+export async function rebuildLayerBlob(store: Store, diffId: string, o: RebuildBlobOptions): Promise<{ digest: string; size: number; compression: Compression }> {
+  const r = rebuildLayer(store, diffId);
+  if (!r) throw new MissingContentError(`layer ${diffId}: no reproducible snapshot to rebuild it from`);
+  const level = o.level ?? DEFAULT_LEVEL[o.compression];
+  const task = o.progress?.task(`rebuild ${shortDigest(diffId)}`);
+  const what = `layer ${diffId} rebuilt from its snapshot`;
+  const w = store.content.writer({ lease: o.lease, what });
+  let info;
+  try {
+    await pipeline(r, new VerifyStream(diffId, undefined, what), compressStream(o.compression, level), w);
+    info = await w.commit();
+  } catch (e) {
+    await w.abort();
+    throw e;
+  } finally {
+    task?.finish();
+  }
+  store.variants.record({
+    digest: info.digest, diffId, compression: o.compression, size: info.size, mediaType: o.mediaType,
+    level: o.compression === 'none' ? undefined : level, codecVersion: codecVersion(o.compression),
+  });
+  return { digest: info.digest, size: info.size, compression: o.compression };
+}
+
+// ---------------------------------------------------------------------------
+// Discard
+
+export interface DiscardOptions {
+  platform?: string;
+  lease?: ResourceHolder;
+  progress?: Progress;
+}
+
+export interface DiscardedLayer {
+  digest: string;
+  diffId: string;
+  chainId: string;
+  /** Bytes freed (0 when the blob was already absent). */
+  freed: number;
+}
+
+/**
+ * For `load --discard-layers`: for each layer of the unpacked image, rebuild it from
+ * its committed snapshot, verify sha256 == diffID, and only then delete the compressed
+ * blob (file + row, under the write lock, after re-checking the snapshot still
+ * exists). The variant row stays: the blob is known, not present. Nothing is deleted
+ * for a layer whose rebuild does not verify (that is an error).
+ */
+export async function discardLayers(store: Store, ref: string, opts: DiscardOptions = {}): Promise<DiscardedLayer[]> {
+  const img = await resolveImageLayers(store, ref, opts.platform);
+  const out: DiscardedLayer[] = [];
+  for (const l of img.layers) {
+    const what = `image ${img.name} layer ${l.desc.digest}`;
+    const s = store.snapshots.get(l.chainId);
+    if (!s) throw new ImgtoolError('PRECONDITION', `${what}: not unpacked (snapshot ${l.chainId} missing); nothing discarded for it`);
+    if (opts.lease && !store.snapshots.attach(l.chainId, opts.lease)) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} vanished`);
+    if (!s.reproducible) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} cannot rebuild the layer; blob kept`);
+    const r = rebuildFrom(store.snapshots, l.chainId);
+    if (!r) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} has no rebuild record; blob kept`);
+    const d = new Digester();
+    for await (const c of r) d.update(c as Buffer);
+    const actual = d.digest();
+    if (actual !== l.diffId) throw new DigestMismatchError(l.diffId, actual, `${what}: rebuild from snapshot ${l.chainId} (blob kept)`);
+    const freed = store.meta.write(() => {
+      const snap = store.snapshots.get(l.chainId);
+      if (!snap || !snap.reproducible) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} removed meanwhile; blob kept`);
+      if (!store.variants.get(l.desc.digest)) {
+        const c = layerCompression(l.desc.mediaType);
+        if (c) store.variants.record({ digest: l.desc.digest, diffId: l.diffId, compression: c, size: l.desc.size, mediaType: l.desc.mediaType });
+      }
+      const info = store.content.info(l.desc.digest);
+      if (!info) return 0;
+      store.content.deleteLocked(l.desc.digest);
+      return info.size;
+    });
+    out.push({ digest: l.desc.digest, diffId: l.diffId, chainId: l.chainId, freed });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Listing
+
+export interface SnapshotSummary {
+  chainId: string;
+  parent?: string;
+  diffId: string;
+  size: number;
+  reproducible: boolean;
+  created: string;
+  /** Image names whose layers use this snapshot (for any of their platforms). */
+  images: string[];
+}
+
+export async function listSnapshots(store: Store): Promise<SnapshotSummary[]> {
+  const users = new Map<string, Set<string>>();
+  for (const rec of store.images.list()) {
+    let w;
+    try {
+      w = await walkImage(contentSource(store.content), rec.target);
+    } catch {
+      continue;
+    }
+    for (const m of w.manifests) {
+      const ids = m.config?.rootfs?.diff_ids;
+      if (!Array.isArray(ids) || !ids.length) continue;
+      let cids: string[];
+      try {
+        cids = chainIds(ids);
+      } catch {
+        continue;
+      }
+      for (const c of cids) {
+        if (!users.has(c)) users.set(c, new Set());
+        users.get(c)!.add(rec.name);
+      }
+    }
+  }
+  return store.snapshots.list().map((s) => ({
+    chainId: s.chainId,
+    parent: s.parent,
+    diffId: s.diffId,
+    size: s.size,
+    reproducible: s.reproducible,
+    created: new Date(s.createdAt).toISOString(),
+    images: [...(users.get(s.chainId) ?? [])].sort(),
+  }));
+}

@@ -1,0 +1,527 @@
+/**
+ * A block-level, streaming tar reader and a header encoder.
+ *
+ * tar-stream does not expose the raw header bytes that exact layer reproduction
+ * (tar-split) needs, so this reader works on 512-byte blocks itself: every byte of
+ * the input is either handed to `raw()` (header blocks, PAX `x`/`g` and GNU `L`/`K`
+ * blocks with their payloads, padding, end-of-archive and trailing bytes) or is file
+ * payload handed to the entry's sink, in input order. Payloads are streamed, never
+ * buffered. Semantics follow Go's archive/tar (what containerd uses):
+ * header-only types (links, dirs, devices, fifos) have no payload whatever their size
+ * field says; EOF at a header boundary ends the archive; `\0` typeflag with a
+ * trailing slash is a directory; a zero block followed by a non-zero block is an error.
+ *
+ * Names are "binary strings" (latin1-decoded bytes) so they round-trip byte-exactly;
+ * convert with `Buffer.from(name, 'latin1')` when touching the filesystem.
+ */
+import { Writable } from 'node:stream';
+import { InvalidArchiveError, ImgtoolError } from '../errors';
+
+export const BLOCK = 512;
+const MAX_META = 1 << 20; // Go's maxSpecialFileSize
+
+export type TarType = 'file' | 'link' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
+
+export interface TarHeader {
+  /** Entry name as stored (PAX/GNU overrides applied), latin1 binary string. */
+  name: string;
+  linkname: string;
+  type: TarType;
+  /** The raw typeflag character. */
+  typeflag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  /** Payload size (0 for header-only types). */
+  size: number;
+  /** Seconds since the epoch; fractional when PAX says so. */
+  mtime: number;
+  devmajor: number;
+  devminor: number;
+  /** Extended attributes from `SCHILY.xattr.*` PAX records (values are raw bytes). */
+  xattrs: Record<string, Buffer>;
+  /** Every PAX record of the entry (values latin1). */
+  pax: Record<string, string>;
+}
+
+/** Receives an entry's payload. Returned by the handler for every entry (size may be 0). */
+export interface PayloadSink {
+  write(chunk: Buffer): void | Promise<void>;
+  end(): void | Promise<void>;
+}
+
+export interface TarHandler {
+  /** Bytes of the archive that are not file payload, in order. May keep the buffer. */
+  raw(buf: Buffer): void;
+  /** An entry; its header bytes have already been passed to raw(). */
+  entry(h: TarHeader): PayloadSink | Promise<PayloadSink>;
+}
+
+const TYPES: Record<string, TarType> = {
+  '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo',
+};
+const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
+
+function cstr(b: Buffer, off: number, len: number): string {
+  let end = off;
+  const max = off + len;
+  while (end < max && b[end] !== 0) end++;
+  return b.toString('latin1', off, end);
+}
+
+/** Octal (space/NUL padded) or base-256 (GNU) numeric field. */
+export function parseNumeric(b: Buffer, off: number, len: number): number {
+  const first = b[off];
+  if (first & 0x80) {
+    // base-256, two's complement; 0x80 positive, 0xff negative
+    const neg = first === 0xff;
+    let v = 0;
+    for (let i = 0; i < len; i++) {
+      let byte = b[off + i];
+      if (i === 0) byte &= 0x7f;
+      if (neg) byte = (~b[off + i]) & 0xff;
+      v = v * 256 + byte;
+      if (v > Number.MAX_SAFE_INTEGER) throw new InvalidArchiveError('tar: numeric field out of range');
+    }
+    return neg ? -(v + 1) : v;
+  }
+  const s = b.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
+  if (!s) return 0;
+  if (!/^[0-7]+$/.test(s)) throw new InvalidArchiveError(`tar: invalid numeric field ${JSON.stringify(s)}`);
+  return parseInt(s, 8);
+}
+
+function checksumOk(b: Buffer): boolean {
+  const stored = (() => {
+    try {
+      return parseNumeric(b, 148, 8);
+    } catch {
+      return -1;
+    }
+  })();
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const c = i >= 148 && i < 156 ? 0x20 : b[i];
+    unsigned += c;
+    signed += c > 127 ? c - 256 : c;
+  }
+  return stored === unsigned || stored === signed;
+}
+
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Parse PAX records `LEN KEY=VALUE\n`; values kept as raw bytes. */
+export function parsePax(buf: Buffer): Array<[string, Buffer]> {
+  const out: Array<[string, Buffer]> = [];
+  let off = 0;
+  while (off < buf.length) {
+    if (buf[off] === 0) break;
+    const sp = buf.indexOf(0x20, off);
+    if (sp < 0) throw new InvalidArchiveError('tar: invalid PAX record');
+    const lenStr = buf.toString('latin1', off, sp);
+    if (!/^[0-9]+$/.test(lenStr)) throw new InvalidArchiveError('tar: invalid PAX record length');
+    const len = parseInt(lenStr, 10);
+    if (len <= sp - off + 1 || off + len > buf.length || buf[off + len - 1] !== 0x0a) throw new InvalidArchiveError('tar: invalid PAX record');
+    const rec = buf.subarray(sp + 1, off + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq < 0) throw new InvalidArchiveError('tar: invalid PAX record (no =)');
+    out.push([rec.toString('latin1', 0, eq), Buffer.from(rec.subarray(eq + 1))]);
+    off += len;
+  }
+  return out;
+}
+
+type State = 'header' | 'meta' | 'payload' | 'pad' | 'zero2' | 'trailer';
+
+/**
+ * Writable that parses a tar stream and drives a TarHandler. Errors (malformed or
+ * truncated archive, handler errors) fail the stream.
+ */
+export class TarParser extends Writable {
+  private state: State = 'header';
+  private block = Buffer.alloc(BLOCK);
+  private fill = 0;
+  private remaining = 0;
+  private metaType = '';
+  private metaSize = 0;
+  private metaBufs: Buffer[] = [];
+  private sink: PayloadSink | undefined;
+  private pendingPax: Array<[string, Buffer]> = [];
+  private longName: string | undefined;
+  private longLink: string | undefined;
+  /** Bytes consumed. */
+  offset = 0;
+  entries = 0;
+
+  constructor(private readonly handler: TarHandler) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.process(chunk).then(() => cb(), (e) => cb(e));
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const ok =
+      (this.state === 'header' && this.fill === 0 && !this.metaType && this.pendingPax.length === 0 && this.longName === undefined && this.longLink === undefined) ||
+      (this.state === 'zero2' && this.fill === 0) ||
+      this.state === 'trailer';
+    if (!ok) return cb(new InvalidArchiveError(`tar: unexpected end of archive at byte ${this.offset} (truncated layer)`));
+    cb();
+  }
+
+  private async process(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      switch (this.state) {
+        case 'header': {
+          const n = Math.min(BLOCK - this.fill, chunk.length - off);
+          chunk.copy(this.block, this.fill, off, off + n);
+          this.fill += n;
+          off += n;
+          this.offset += n;
+          if (this.fill === BLOCK) {
+            this.fill = 0;
+            await this.onHeader();
+          }
+          break;
+        }
+        case 'meta': {
+          const n = Math.min(this.remaining, chunk.length - off);
+          const part = Buffer.from(chunk.subarray(off, off + n));
+          this.metaBufs.push(part);
+          this.handler.raw(part);
+          this.remaining -= n;
+          off += n;
+          this.offset += n;
+          if (this.remaining === 0) this.onMetaDone();
+          break;
+        }
+        case 'payload': {
+          const n = Math.min(this.remaining, chunk.length - off);
+          const part = chunk.subarray(off, off + n);
+          this.remaining -= n;
+          off += n;
+          this.offset += n;
+          await this.sink!.write(part);
+          if (this.remaining === 0) await this.endPayload();
+          break;
+        }
+        case 'pad': {
+          const n = Math.min(this.remaining, chunk.length - off);
+          this.handler.raw(Buffer.from(chunk.subarray(off, off + n)));
+          this.remaining -= n;
+          off += n;
+          this.offset += n;
+          if (this.remaining === 0) this.state = 'header';
+          break;
+        }
+        case 'zero2': {
+          const n = Math.min(BLOCK - this.fill, chunk.length - off);
+          chunk.copy(this.block, this.fill, off, off + n);
+          this.fill += n;
+          off += n;
+          this.offset += n;
+          if (this.fill === BLOCK) {
+            this.fill = 0;
+            if (!isZero(this.block)) throw new InvalidArchiveError(`tar: invalid header after a zero block at byte ${this.offset - BLOCK}`);
+            this.handler.raw(Buffer.from(this.block));
+            this.state = 'trailer';
+          }
+          break;
+        }
+        case 'trailer': {
+          this.handler.raw(Buffer.from(chunk.subarray(off)));
+          this.offset += chunk.length - off;
+          off = chunk.length;
+          break;
+        }
+      }
+    }
+  }
+
+  private async endPayload(): Promise<void> {
+    const s = this.sink!;
+    this.sink = undefined;
+    await s.end();
+    this.state = this.padAfter > 0 ? 'pad' : 'header';
+    this.remaining = this.padAfter;
+  }
+
+  private padAfter = 0;
+
+  private async onHeader(): Promise<void> {
+    const b = this.block;
+    if (isZero(b)) {
+      if (this.metaType || this.pendingPax.length || this.longName !== undefined || this.longLink !== undefined) {
+        throw new InvalidArchiveError('tar: extended header not followed by an entry');
+      }
+      this.handler.raw(Buffer.from(b));
+      this.state = 'zero2';
+      return;
+    }
+    if (!checksumOk(b)) throw new InvalidArchiveError(`tar: invalid header checksum at byte ${this.offset - BLOCK}`);
+    const raw = Buffer.from(b);
+    this.handler.raw(raw);
+    const typeflag = String.fromCharCode(b[156]);
+    const size = parseNumeric(b, 124, 12);
+    if (size < 0) throw new InvalidArchiveError('tar: negative size');
+    if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
+      if (size > MAX_META) throw new InvalidArchiveError(`tar: ${typeflag} header of ${size} bytes is too large`);
+      this.metaType = typeflag;
+      this.metaSize = size;
+      this.metaBufs = [];
+      this.remaining = roundUp(size);
+      if (this.remaining === 0) this.onMetaDone();
+      else this.state = 'meta';
+      return;
+    }
+    if (typeflag === 'S' || typeflag === 'V' || typeflag === 'M' || typeflag === 'N' || typeflag === 'D') {
+      throw new ImgtoolError('INVALID_ARCHIVE', `tar: unsupported GNU entry type ${JSON.stringify(typeflag)} at byte ${this.offset - BLOCK}`);
+    }
+    const type = TYPES[typeflag];
+    if (!type) throw new ImgtoolError('INVALID_ARCHIVE', `tar: unsupported entry type ${JSON.stringify(typeflag)} at byte ${this.offset - BLOCK}`);
+
+    const magic = b.toString('latin1', 257, 263);
+    const version = b.toString('latin1', 263, 265);
+    let name = cstr(b, 0, 100);
+    if (magic === 'ustar\0' && version === '00') {
+      const prefix = cstr(b, 345, 155);
+      if (prefix) name = prefix + '/' + name;
+    }
+    const h: TarHeader = {
+      name,
+      linkname: cstr(b, 157, 100),
+      type,
+      typeflag,
+      mode: parseNumeric(b, 100, 8),
+      uid: parseNumeric(b, 108, 8),
+      gid: parseNumeric(b, 116, 8),
+      uname: cstr(b, 265, 32),
+      gname: cstr(b, 297, 32),
+      size: HEADER_ONLY.has(typeflag) ? 0 : size,
+      mtime: parseNumeric(b, 136, 12),
+      devmajor: magic.startsWith('ustar') ? parseNumeric(b, 329, 8) : 0,
+      devminor: magic.startsWith('ustar') ? parseNumeric(b, 337, 8) : 0,
+      xattrs: {},
+      pax: {},
+    };
+    if (this.longName !== undefined) h.name = this.longName;
+    if (this.longLink !== undefined) h.linkname = this.longLink;
+    for (const [k, v] of this.pendingPax) {
+      const s = v.toString('latin1');
+      h.pax[k] = s;
+      switch (k) {
+        case 'path': h.name = s; break;
+        case 'linkpath': h.linkname = s; break;
+        case 'uname': h.uname = s; break;
+        case 'gname': h.gname = s; break;
+        case 'uid': h.uid = paxInt(k, s); break;
+        case 'gid': h.gid = paxInt(k, s); break;
+        case 'size': if (!HEADER_ONLY.has(typeflag)) h.size = paxInt(k, s); break;
+        case 'mtime': h.mtime = paxTime(s); break;
+        default:
+          if (k.startsWith('SCHILY.xattr.')) h.xattrs[k.slice('SCHILY.xattr.'.length)] = v;
+          else if (k.startsWith('GNU.sparse.')) throw new ImgtoolError('INVALID_ARCHIVE', `tar: GNU sparse files are not supported (${h.name})`);
+      }
+    }
+    this.pendingPax = [];
+    this.longName = undefined;
+    this.longLink = undefined;
+    if (typeflag === '\0' && h.name.endsWith('/')) {
+      h.type = 'dir';
+      h.typeflag = '5';
+    }
+    this.entries++;
+    this.sink = await this.handler.entry(h);
+    this.remaining = h.size;
+    this.padAfter = roundUp(h.size) - h.size;
+    if (h.size === 0) {
+      const s = this.sink;
+      this.sink = undefined;
+      await s.end();
+      this.state = 'header';
+    } else {
+      this.state = 'payload';
+    }
+  }
+
+  private onMetaDone(): void {
+    const data = Buffer.concat(this.metaBufs).subarray(0, this.metaSize);
+    this.metaBufs = [];
+    const t = this.metaType;
+    this.metaType = '';
+    this.state = 'header';
+    if (t === 'x') this.pendingPax.push(...parsePax(data));
+    else if (t === 'g') parsePax(data); // global headers: validated, ignored (as containerd does)
+    else if (t === 'L') this.longName = cstr(data, 0, data.length);
+    else if (t === 'K') this.longLink = cstr(data, 0, data.length);
+  }
+}
+
+function paxInt(k: string, s: string): number {
+  if (!/^-?[0-9]+$/.test(s)) throw new InvalidArchiveError(`tar: invalid PAX ${k} ${JSON.stringify(s)}`);
+  return parseInt(s, 10);
+}
+
+function paxTime(s: string): number {
+  if (!/^-?[0-9]+(\.[0-9]+)?$/.test(s)) throw new InvalidArchiveError(`tar: invalid PAX mtime ${JSON.stringify(s)}`);
+  return Number(s);
+}
+
+export function roundUp(n: number): number {
+  return Math.ceil(n / BLOCK) * BLOCK;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding (for export-rootfs and tests)
+
+export interface EncodeHeader {
+  name: string;
+  type: TarType;
+  mode: number;
+  uid?: number;
+  gid?: number;
+  uname?: string;
+  gname?: string;
+  size?: number;
+  mtime?: number;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Values written as `SCHILY.xattr.KEY` PAX records. */
+  xattrs?: Record<string, Buffer>;
+  /** Extra PAX records. */
+  pax?: Record<string, string | Buffer>;
+}
+
+const TYPEFLAG: Record<TarType, string> = { file: '0', link: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6' };
+
+function writeStr(b: Buffer, s: string, off: number, len: number): boolean {
+  const bytes = Buffer.from(s, 'latin1');
+  if (bytes.length > len) return false;
+  bytes.copy(b, off);
+  return true;
+}
+
+function writeOctal(b: Buffer, v: number, off: number, len: number): boolean {
+  if (v < 0 || !Number.isInteger(v)) return false;
+  const s = v.toString(8);
+  if (s.length > len - 1) return false;
+  b.write(s.padStart(len - 1, '0') + '\0', off, len, 'latin1');
+  return true;
+}
+
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(' ' + key + '=', 'latin1'), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len), 'latin1'), body]);
+}
+
+function ustarBlock(h: EncodeHeader, name: string, typeflag: string, size: number, pax: Map<string, Buffer>, linkname: string): Buffer {
+  const b = Buffer.alloc(BLOCK);
+  if (!writeStr(b, name, 0, 100)) {
+    // try the ustar prefix split
+    const bytes = Buffer.from(name, 'latin1');
+    let ok = false;
+    for (let i = bytes.length - 1; i > 0; i--) {
+      if (bytes[i] !== 0x2f) continue;
+      if (i <= 155 && bytes.length - i - 1 <= 100 && bytes.length - i - 1 > 0) {
+        bytes.copy(b, 345, 0, i);
+        bytes.copy(b, 0, i + 1);
+        ok = true;
+        break;
+      }
+    }
+    if (!ok) {
+      pax.set('path', Buffer.from(name, 'latin1'));
+      writeStr(b, Buffer.from(name, 'latin1').subarray(0, 99).toString('latin1'), 0, 100);
+    }
+  }
+  writeOctal(b, h.mode & 0o7777, 100, 8);
+  for (const [v, off, key] of [[h.uid ?? 0, 108, 'uid'], [h.gid ?? 0, 116, 'gid']] as Array<[number, number, string]>) {
+    if (!writeOctal(b, v, off, 8)) {
+      pax.set(key, Buffer.from(String(v)));
+      writeOctal(b, 0, off, 8);
+    }
+  }
+  if (!writeOctal(b, size, 124, 12)) {
+    pax.set('size', Buffer.from(String(size)));
+    writeOctal(b, 0, 124, 12);
+  }
+  const mt = h.mtime ?? 0;
+  const mti = Math.floor(mt);
+  if (mt !== mti) pax.set('mtime', Buffer.from(formatPaxTime(mt)));
+  if (!writeOctal(b, Math.max(0, mti), 136, 12)) {
+    pax.set('mtime', Buffer.from(formatPaxTime(mt)));
+    writeOctal(b, 0, 136, 12);
+  }
+  b.write(typeflag, 156, 1, 'latin1');
+  if (!writeStr(b, linkname, 157, 100)) {
+    pax.set('linkpath', Buffer.from(linkname, 'latin1'));
+    writeStr(b, Buffer.from(linkname, 'latin1').subarray(0, 99).toString('latin1'), 157, 100);
+  }
+  b.write('ustar\0' + '00', 257, 8, 'latin1');
+  for (const [s, off, key] of [[h.uname ?? '', 265, 'uname'], [h.gname ?? '', 297, 'gname']] as Array<[string, number, string]>) {
+    if (!writeStr(b, s, off, 32)) pax.set(key, Buffer.from(s, 'latin1'));
+  }
+  writeOctal(b, h.devmajor ?? 0, 329, 8);
+  writeOctal(b, h.devminor ?? 0, 337, 8);
+  return b;
+}
+
+function formatPaxTime(t: number): string {
+  const s = t.toFixed(9).replace(/\.?0+$/, '');
+  return s;
+}
+
+function setChecksum(b: Buffer): void {
+  b.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += b[i];
+  b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+}
+
+/**
+ * Header block(s) for an entry: a PAX `x` header first when needed (long names,
+ * xattrs, big ids, fractional mtime), then the ustar block. Payload + padding follow.
+ */
+export function encodeHeader(h: EncodeHeader): Buffer {
+  const size = h.type === 'file' ? h.size ?? 0 : 0;
+  const pax = new Map<string, Buffer>();
+  const typeflag = TYPEFLAG[h.type];
+  const main = ustarBlock(h, h.name, typeflag, size, pax, h.linkname ?? '');
+  for (const [k, v] of Object.entries(h.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) pax.set('SCHILY.xattr.' + k, v);
+  for (const [k, v] of Object.entries(h.pax ?? {})) pax.set(k, typeof v === 'string' ? Buffer.from(v, 'latin1') : v);
+  setChecksum(main);
+  if (pax.size === 0) return main;
+  const body = Buffer.concat([...pax.entries()].map(([k, v]) => paxRecord(k, v)));
+  const xh = Buffer.alloc(BLOCK);
+  const base = Buffer.from(h.name, 'latin1');
+  const short = 'PaxHeaders/' + base.subarray(Math.max(0, base.length - 80)).toString('latin1').replace(/\//g, '_');
+  writeStr(xh, short.slice(0, 99), 0, 100);
+  writeOctal(xh, 0o644, 100, 8);
+  writeOctal(xh, 0, 108, 8);
+  writeOctal(xh, 0, 116, 8);
+  writeOctal(xh, body.length, 124, 12);
+  writeOctal(xh, Math.max(0, Math.floor(h.mtime ?? 0)), 136, 12);
+  xh.write('x', 156, 1, 'latin1');
+  xh.write('ustar\0' + '00', 257, 8, 'latin1');
+  setChecksum(xh);
+  return Buffer.concat([xh, body, Buffer.alloc(roundUp(body.length) - body.length), main]);
+}
+
+/** Padding after a payload of `size` bytes. */
+export function padding(size: number): Buffer {
+  return Buffer.alloc(roundUp(size) - size);
+}
+
+/** Two zero blocks. */
+export const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
