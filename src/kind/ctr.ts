@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { isDigest } from '../digest';
-import { runInNode, RunInputResult } from './exec';
+import { runInNode, RunInputResult, NodeCommandError } from './exec';
 
 /**
  * containerd's `ctr` as KIND nodes have it (1.6 and later), driven through an exec template,
@@ -297,8 +297,22 @@ export class NodeCtr {
     return parseContentLs((await this.ctr(['content', 'ls'])).stdout);
   }
 
-  async checkImages(): Promise<CtrImageCheck[]> {
-    return parseImagesCheck((await this.ctr(['images', 'check'])).stdout);
+  /**
+   * `ctr images check` for the named images (all when `names` is empty). ctr exits 1 when an
+   * index has no manifest for the node's platform but still prints its table (status
+   * `unavailable`): those rows are returned as they are.
+   */
+  async checkImages(names: string[] = []): Promise<CtrImageCheck[]> {
+    const filters = names.map((n) => `name==${JSON.stringify(n)}`);
+    try {
+      return parseImagesCheck((await this.ctr(['images', 'check', ...filters])).stdout);
+    } catch (e) {
+      if (e instanceof NodeCommandError && e.exitCode !== null) {
+        const rows = parseImagesCheck(e.stdout);
+        if (rows.length) return rows;
+      }
+      throw e;
+    }
   }
 
   /** `containerd config dump` in the node → its CRI snapshotter. */

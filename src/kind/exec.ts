@@ -15,6 +15,8 @@ export class NodeCommandError extends ImgtoolError {
   readonly node: string;
   readonly exitCode: number | null;
   readonly stderr: string;
+  /** What the command printed on stdout before failing (some ctr commands print a table and exit 1). */
+  stdout = '';
   constructor(node: string, command: string, exitCode: number | null, stderr: string, cause?: unknown) {
     const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
     const last = lines.length ? lines[lines.length - 1] : '';
@@ -179,7 +181,9 @@ export function runArgv(node: string, argv: string[], label: string, opts: RunOp
       if (killedForInput && exited.code === null) return reject(inputError);
       if (exited.code !== 0) {
         const why = exited.code === null ? `${stderr}\nkilled by ${exited.signal}` : stderr;
-        return reject(new NodeCommandError(node, label, exited.code ?? -1, why, inputError));
+        const err = new NodeCommandError(node, label, exited.code ?? -1, why, inputError);
+        err.stdout = stdout;
+        return reject(err);
       }
       if (inputError) return reject(inputError);
       resolve({ stdout, stderr, inputBytes });

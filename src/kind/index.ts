@@ -10,3 +10,5 @@ export { DEFAULT_EXEC_TEMPLATE, NodeCommandError, splitCommandLine, nodeCommand,
 export type { RunOptions, RunResult, RunInputResult } from './exec';
 export { discoverNodes, discoveryEngine, KIND_CLUSTER_LABEL } from './nodes';
 export { archiveBytes, tarEntryBytes } from './plan';
+export { kindPreload, checkPreloadArchive, preloadFileNames } from './preload';
+export type { KindPreloadOptions, KindPreloadResult, PreloadArchive, PreloadImage } from './preload';

@@ -206,11 +206,12 @@ function incompleteOn(ctx: NodeContext, checks: Awaited<ReturnType<NodeCtr['chec
       out.push({ w, why: `${w.name} is ${c.digest} on the node, not ${w.digest}` });
       continue;
     }
-    if (!c.complete) {
+    const absent = [...w.blobs].filter((d) => !present.has(d));
+    // `unavailable`: an index without the node's platform; ctr cannot judge it, the content list can.
+    if (!c.complete && !(c.status === 'unavailable' && !absent.length)) {
       out.push({ w, why: `ctr images check: ${w.name} is ${c.status}${c.total !== undefined ? ` (${c.present}/${c.total})` : ''}` });
       continue;
     }
-    const absent = [...w.blobs].filter((d) => !present.has(d));
     if (absent.length) out.push({ w, why: `${w.name}: ${absent.length} blob(s) absent from the node's content store (first ${absent[0]})` });
   }
   return out;
@@ -293,7 +294,8 @@ async function loadNode(ctx: NodeContext, node: string): Promise<KindNodeResult>
     }
 
     // Every image complete, or a full archive for the ones that are not.
-    let bad = incompleteOn(ctx, await ctr.checkImages(), await ctr.listContent());
+    const names = ctx.wanted.map((w) => w.name);
+    let bad = incompleteOn(ctx, await ctr.checkImages(names), await ctr.listContent());
     if (bad.length && !full) {
       const reason = bad.map((b) => b.why).join('; ');
       res.fallback = res.fallback ? `${res.fallback}; then ${reason}` : `${reason}; sent a full archive`;
@@ -301,7 +303,7 @@ async function loadNode(ctx: NodeContext, node: string): Promise<KindNodeResult>
       const again = bad.map((b) => b.w);
       await send(again, new Set());
       for (const w of again) action.set(w.name, { name: w.name, digest: w.digest, action: 'imported' });
-      bad = incompleteOn(ctx, await ctr.checkImages(), await ctr.listContent());
+      bad = incompleteOn(ctx, await ctr.checkImages(names), await ctr.listContent());
     }
     if (bad.length) {
       throw new ImgtoolError(

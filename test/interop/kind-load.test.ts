@@ -10,6 +10,8 @@ import { Store } from '../../src/store';
 import { kindLoad, KindLoadError } from '../../src/kind/load';
 import { parseImagesLs, parseImagesCheck, parseContentLs } from '../../src/kind/ctr';
 import { Fixtures } from './kind-fixtures';
+import { buildImage, buildIndex } from '../../src/builder';
+import { formatPlatform, hostPlatform } from '../../src/platform';
 import { Descriptor, Index, Manifest } from '../../src/images/types';
 
 // Missing containerd: a loud SKIP warning here and every test returns early; under CI=true it throws.
@@ -151,6 +153,17 @@ describe('kind load into live containerd nodes', () => {
     expect(e.message).toMatch(/node "broken"/);
     expect(e.message).not.toMatch(/node "n1"/);
     expect(e.failures.map((f: { node: string }) => f.node)).toEqual(['broken']);
+  });
+
+  it("an image without the node's platform fails on import, naming the node and ctr's reason", async () => {
+    if (!HAVE) return;
+    const other = formatPlatform(hostPlatform()) === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
+    const img = buildImage(fx.blobs, { layers: [await fx.layer('foreign', 4096)], platform: other, format: 'oci' });
+    const idx = buildIndex(fx.blobs, { images: [img], format: 'oci' });
+    await fx.put(idx.descriptor, ['docker.io/library/foreign:1']);
+    const e = await kindLoad(store, ['foreign:1'], { nodes: ['n1'], exec: template }).catch((x) => x);
+    expect(e).toBeInstanceOf(KindLoadError);
+    expect(e.message).toMatch(/^kind load: node "n1": `ctr --namespace=k8s.io images import .*--snapshotter=overlayfs -` failed \(exit status 1\): .*no match for platform/);
   });
 
   it('an unknown image fails before any node is contacted', async () => {

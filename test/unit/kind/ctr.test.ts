@@ -24,6 +24,7 @@ const CONTENT_LS =
 const CHECK = `REF                                                                                       TYPE                                    DIGEST                                                                  STATUS           SIZE            UNPACKED 
 docker.io/library/x:1                                                                     application/vnd.oci.image.index.v1+json ${D('a')} incomplete (2/3) 351.0 B/458.0 B false
 docker.io/library/y:1                                                                     application/vnd.oci.image.index.v1+json ${D('b')} complete (3/3) 458.0 B/458.0 B true
+docker.io/library/armidx:1  application/vnd.oci.image.index.v1+json    ${D('c')} unavailable (0/?) 0.0 B/?         false
 `;
 
 describe('ctr output parsers', () => {
@@ -54,6 +55,7 @@ describe('ctr output parsers', () => {
     expect(c).toEqual([
       { name: 'docker.io/library/x:1', mediaType: 'application/vnd.oci.image.index.v1+json', digest: D('a'), status: 'incomplete', complete: false, present: 2, total: 3, unpacked: false },
       { name: 'docker.io/library/y:1', mediaType: 'application/vnd.oci.image.index.v1+json', digest: D('b'), status: 'complete', complete: true, present: 3, total: 3, unpacked: true },
+      { name: 'docker.io/library/armidx:1', mediaType: 'application/vnd.oci.image.index.v1+json', digest: D('c'), status: 'unavailable', complete: false, unpacked: false },
     ]);
   });
 
