@@ -7,6 +7,7 @@ import { BlobInfo, ResourceHolder } from '../content';
 import { Progress, ProgressTask } from '../progress';
 import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from './codecs';
 import { Variant } from './variants';
+import { rebuildLayer } from '../snapshots/ops';
 
 /** Produces a layer's uncompressed tar from somewhere else than a blob (a snapshot). */
 export type LayerRebuilder = (store: Store, diffId: Digest) => Readable | undefined | Promise<Readable | undefined>;
@@ -59,13 +60,6 @@ export interface EnsuredLayer {
   source: EnsureSource;
   /** For `converted`: the variant it was made from. */
   from?: Digest;
-}
-
-let defaultRebuilder: LayerRebuilder | undefined;
-
-/** Set the rebuilder `ensureLayer` uses when `opts.rebuild` is not given (the snapshots module registers itself). */
-export function setDefaultLayerRebuilder(fn: LayerRebuilder | undefined): void {
-  defaultRebuilder = fn;
 }
 
 /** In-flight productions per store, so concurrent requests for one layer share one pass. */
@@ -187,7 +181,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   }
 
   // 3. Rebuild from the snapshot.
-  const rebuild = opts.rebuild === null ? undefined : opts.rebuild ?? defaultRebuilder;
+  const rebuild = opts.rebuild === null ? undefined : opts.rebuild ?? rebuildLayer;
   if (rebuild) {
     const input = await rebuild(store, diffId);
     if (input) {

@@ -6,6 +6,7 @@ import { layerCompression } from '../../../src/images/mediatypes';
 import { ImageBuilder, Built, BuiltImage, BuiltLayer, LayerEntry, closure } from '../../../src/builder';
 import { Compression } from '../../../src/compression/codecs';
 import { tmpDir, rmrf } from '../../helpers/cli';
+import { normalizeReference } from '../../../src/reference';
 
 /** A temporary store plus a builder writing into a separate blob directory. */
 export interface Env {
@@ -49,7 +50,7 @@ export async function put(e: Env, built: Built, name: string, opts: { skip?: Set
   }
   if (opts.record !== false) for (const img of images(built)) recordLayers(e, img, opts.skip);
   const target: Descriptor = { mediaType: built.descriptor.mediaType, digest: built.descriptor.digest, size: built.descriptor.size };
-  e.store.images.put(name, target);
+  e.store.images.put(normalizeReference(name), target);
   return target;
 }
 
