@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as crypto from 'node:crypto';
+import * as path from 'node:path';
 import { Store } from '../store';
 import { walkImage } from '../images/walk';
 import { contentSource } from '../images/source';
@@ -31,6 +32,7 @@ export interface FsckProblem {
     | 'temp'
     | 'label-orphan'
     | 'snapshot-missing'
+    | 'snapshot-incomplete'
     | 'snapshot-broken-chain'
     | 'snapshot-unindexed'
     | 'image-incomplete'
@@ -184,14 +186,18 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
   }
 
   // 3. Snapshots: directory present, parent present, chainID consistent; directories without rows.
-  const snapRows = db.prepare('SELECT chain_id, parent, diff_id FROM snapshots ORDER BY chain_id').all() as Array<{ chain_id: string; parent: string | null; diff_id: string }>;
+  const snapRows = db.prepare('SELECT chain_id, parent, diff_id, reproducible FROM snapshots ORDER BY chain_id').all() as Array<{ chain_id: string; parent: string | null; diff_id: string; reproducible: number }>;
   const byId = new Map(snapRows.map((s) => [s.chain_id, s]));
-  const broken = new Map<string, string>();
+  const broken = new Map<string, { kind: FsckProblem['kind']; message: string }>();
   for (const s of snapRows) {
     const expected = s.parent ? chainIds([s.parent, s.diff_id])[1] : s.diff_id;
-    if (s.parent && !byId.has(s.parent)) broken.set(s.chain_id, `snapshot ${s.chain_id}: parent ${s.parent} is missing`);
-    else if (expected !== s.chain_id) broken.set(s.chain_id, `snapshot ${s.chain_id}: chainID does not match parent ${s.parent ?? '(none)'} + diffID ${s.diff_id}`);
-    else if (!fs.existsSync(snaps.dirFor(s.chain_id))) broken.set(s.chain_id, `snapshot ${s.chain_id}: directory ${snaps.dirFor(s.chain_id)} is missing`);
+    if (s.parent && !byId.has(s.parent)) broken.set(s.chain_id, { kind: 'snapshot-broken-chain', message: `snapshot ${s.chain_id}: parent ${s.parent} is missing` });
+    else if (expected !== s.chain_id) broken.set(s.chain_id, { kind: 'snapshot-broken-chain', message: `snapshot ${s.chain_id}: chainID does not match parent ${s.parent ?? '(none)'} + diffID ${s.diff_id}` });
+    else if (!fs.existsSync(snaps.dirFor(s.chain_id))) broken.set(s.chain_id, { kind: 'snapshot-missing', message: `snapshot ${s.chain_id}: directory ${snaps.dirFor(s.chain_id)} is missing` });
+    else {
+      const need = ['index.gz', ...(s.reproducible ? ['tarsplit.gz'] : [])].filter((f) => !fs.existsSync(path.join(snaps.dirFor(s.chain_id), f)));
+      if (need.length) broken.set(s.chain_id, { kind: 'snapshot-incomplete', message: `snapshot ${s.chain_id}: directory incomplete, missing ${need.join(', ')}` });
+    }
   }
   // Descendants of a broken snapshot are broken too.
   let grew = true;
@@ -199,13 +205,13 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
     grew = false;
     for (const s of snapRows) {
       if (!broken.has(s.chain_id) && s.parent && broken.has(s.parent)) {
-        broken.set(s.chain_id, `snapshot ${s.chain_id}: parent ${s.parent} is broken`);
+        broken.set(s.chain_id, { kind: 'snapshot-broken-chain', message: `snapshot ${s.chain_id}: parent ${s.parent} is broken` });
         grew = true;
       }
     }
   }
-  for (const [chainId, message] of broken) {
-    const pr: FsckProblem = { severity: 'error', kind: message.includes('directory') ? 'snapshot-missing' : 'snapshot-broken-chain', subject: chainId, message };
+  for (const [chainId, { kind, message }] of broken) {
+    const pr: FsckProblem = { severity: 'error', kind, subject: chainId, message };
     if (repair) {
       const trash = store.meta.write(() => {
         db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(chainId);
@@ -230,11 +236,11 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
     add(pr);
   }
 
-  // 4. Every image's closure. An absent layer blob is fine while a snapshot of its chain
-  //    or another present variant of its diffID can produce it.
+  // 4. Every image's closure. An absent layer blob is fine while a reproducible snapshot
+  //    of its diffID or another present variant of it can produce it.
   const images = store.images.list();
   const src = contentSource(store.content);
-  const hasSnapshot = db.prepare('SELECT 1 FROM snapshots WHERE chain_id = ?');
+  const reproducibleSnaps = db.prepare('SELECT chain_id FROM snapshots WHERE diff_id = ? AND reproducible = 1');
   const variantsOf = db.prepare('SELECT digest FROM variants WHERE diff_id = ?');
   for (const img of images) {
     try {
@@ -246,9 +252,8 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
           const diffIds = (m?.config as ImageConfig | undefined)?.rootfs?.diff_ids;
           if (diffIds && miss.index !== undefined && diffIds.length === m!.manifest.layers.length) {
             const diffId = diffIds[miss.index];
-            const chain = chainIds(diffIds.slice(0, miss.index + 1))[miss.index];
             const rebuildable =
-              (hasSnapshot.get(chain) && !broken.has(chain)) ||
+              (reproducibleSnaps.all(diffId) as Array<{ chain_id: string }>).some((r) => !broken.has(r.chain_id)) ||
               store.content.has(diffId) ||
               (variantsOf.all(diffId) as Array<{ digest: string }>).some((v) => store.content.has(v.digest));
             if (rebuildable) continue;

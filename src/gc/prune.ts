@@ -30,6 +30,8 @@ export interface PruneResult {
 interface Plan {
   blobs: Array<{ digest: string; size: number; hasRow: boolean }>;
   snapshots: Array<{ chainId: string; size: number }>;
+  /** Snapshot directories without a row (a crash between rename and commit). */
+  strayDirs: Array<{ chainId: string | undefined; path: string; size: number }>;
   variants: string[];
   leases: string[];
 }
@@ -46,8 +48,8 @@ interface Plan {
 export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
   const dryRun = !!opts.dryRun;
   const snaps = snapshotFiles(store);
-  const plan = dryRun ? store.meta.read(() => mark(store, !!opts.all)) : store.meta.write(() => {
-    const p = mark(store, !!opts.all);
+  const plan = dryRun ? store.meta.read(() => mark(store, snaps, !!opts.all)) : store.meta.write(() => {
+    const p = mark(store, snaps, !!opts.all);
     sweepRows(store, p);
     return p;
   });
@@ -75,12 +77,17 @@ export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
         const t = snaps.moveToTrash(s.chainId);
         if (t) trash.push(t);
       }
+      for (const d of plan.strayDirs) {
+        if (d.chainId && still.get(d.chainId)) continue;
+        const t = d.chainId ? snaps.moveToTrash(d.chainId) : snaps.moveToTrashPath(d.path);
+        if (t) trash.push(t);
+      }
     });
     for (const t of trash) fs.rmSync(t, { recursive: true, force: true });
     store.content.syncDir();
   }
 
-  result.tempFiles = sweepTemp(store, snaps, dryRun);
+  result.tempFiles = [...plan.strayDirs.map((d) => ({ path: d.path, size: d.size })), ...sweepTemp(store, snaps, dryRun)];
   result.bytesFreed =
     result.blobs.reduce((n, b) => n + b.size, 0) +
     result.snapshots.reduce((n, s) => n + s.size, 0) +
@@ -88,7 +95,7 @@ export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
   return result;
 }
 
-function mark(store: Store, all: boolean): Plan {
+function mark(store: Store, snaps: SnapshotFiles, all: boolean): Plan {
   const db = store.meta.db;
   const m = new Marker(db, store.content);
   const now = Date.now();
@@ -156,7 +163,16 @@ function mark(store: Store, all: boolean): Plan {
     .filter((v) => !m.blobs.has(v.digest) && !keptDiffIds.has(v.diff_id))
     .map((v) => v.digest);
 
-  return { blobs, snapshots, variants, leases: dead };
+  // Snapshot directories without rows: a commit renames and inserts in one transaction,
+  // so under this lock none is in flight.
+  const snapSet = new Set(snapRows.map((r) => r.chain_id));
+  const strayDirs: Plan['strayDirs'] = [];
+  for (const d of snaps.walkDirs()) {
+    if (d.chainId && snapSet.has(d.chainId)) continue;
+    strayDirs.push({ ...d, size: treeSize(d.path) });
+  }
+
+  return { blobs, snapshots, variants, leases: dead, strayDirs };
 }
 
 function sweepRows(store: Store, p: Plan): void {

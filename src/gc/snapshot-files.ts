@@ -18,6 +18,8 @@ export interface SnapshotFiles {
   walkTemp(): Generator<{ path: string; pid: number }>;
   /** Atomically move a committed snapshot's directory out of the way; returns the new path (to delete), or undefined when absent. */
   moveToTrash(chainId: string): string | undefined;
+  /** Same, for any entry directly under the snapshots directory. */
+  moveToTrashPath(p: string): string | undefined;
 }
 
 export function snapshotFiles(store: { root: string }): SnapshotFiles {
@@ -36,8 +38,8 @@ export function snapshotFiles(store: { root: string }): SnapshotFiles {
         return;
       }
       for (const n of names.sort()) {
-        if (n === 'tmp') continue;
-        yield { chainId: /^[a-f0-9]{64}$/.test(n) ? `sha256:${n}` : undefined, path: path.join(root, n) };
+        // Only chainID-named entries are snapshots; anything else is not ours to judge.
+        if (/^[a-f0-9]{64}$/.test(n)) yield { chainId: `sha256:${n}`, path: path.join(root, n) };
       }
     },
     *walkTemp() {
@@ -53,7 +55,9 @@ export function snapshotFiles(store: { root: string }): SnapshotFiles {
       }
     },
     moveToTrash(chainId: string) {
-      const from = dirFor(chainId);
+      return this.moveToTrashPath(dirFor(chainId));
+    },
+    moveToTrashPath(from: string) {
       fs.mkdirSync(tmpDir, { recursive: true });
       const to = path.join(tmpDir, `${process.pid}-gc-${crypto.randomBytes(6).toString('hex')}`);
       try {

@@ -60,7 +60,10 @@ export function addSnapshots(store: Store, layers: FixLayer[]): string[] {
         .run(chains[i], i ? chains[i - 1] : null, layers[i].diffId, layers[i].raw.length, Date.now());
       const dir = path.join(store.root, 'snapshots', chains[i].slice(7));
       fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(path.join(dir, 'data'), layers[i].raw);
+      fs.mkdirSync(path.join(dir, 'fs'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'fs', 'data'), layers[i].raw);
+      fs.writeFileSync(path.join(dir, 'index.gz'), zlib.gzipSync('{}'));
+      fs.writeFileSync(path.join(dir, 'tarsplit.gz'), zlib.gzipSync('{}'));
     }
   });
   return chains;

@@ -129,6 +129,15 @@ describe('fsck', () => {
     expect((await fsck(store)).problems).toEqual([]);
   });
 
+  it('a snapshot directory missing its index or tar-split record is incomplete', async () => {
+    const ls = [layer('i1')];
+    const chains = addSnapshots(store, ls);
+    fs.rmSync(path.join(dir, 'snapshots', chains[0].slice(7), 'tarsplit.gz'));
+    const r = await fsck(store);
+    expect(r.problems.map((p) => p.kind)).toEqual(['snapshot-incomplete']);
+    expect(r.problems[0].message).toMatch(/missing tarsplit\.gz/);
+  });
+
   it('a chainID that does not match parent + diffID is an error', async () => {
     const ls = [layer('w1'), layer('w2')];
     addSnapshots(store, ls);

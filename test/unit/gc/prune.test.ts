@@ -239,10 +239,19 @@ describe('prune', () => {
     fs.mkdirSync(path.join(dir, 'content', 'blobs', 'sha256'), { recursive: true });
     fs.writeFileSync(store.content.blobPath(sha256(stray)), stray);
 
+    // A snapshot directory without a row (a crash between rename and commit); other entries are not ours.
+    const strayDir = path.join(dir, 'snapshots', 'e'.repeat(64));
+    fs.mkdirSync(path.join(strayDir, 'fs'), { recursive: true });
+    fs.writeFileSync(path.join(strayDir, 'fs', 'x'), Buffer.alloc(7));
+    fs.writeFileSync(path.join(dir, 'snapshots', 'NOTES'), 'not a snapshot');
+
     const res = prune(store);
-    expect(res.tempFiles.map((t) => t.path).sort()).toEqual([dead, snapTmp].sort());
+    expect(res.tempFiles.map((t) => t.path).sort()).toEqual([dead, snapTmp, strayDir].sort());
     expect(res.blobs).toEqual([{ digest: sha256(stray), size: 5 }]);
-    expect(res.bytesFreed).toBe(135);
+    expect(res.bytesFreed).toBe(142);
+    expect(fs.existsSync(strayDir)).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'snapshots', 'NOTES'))).toBe(true);
+    expect(fs.readdirSync(path.join(dir, 'snapshots', 'tmp'))).toEqual([]);
     expect(fs.existsSync(dead)).toBe(false);
     expect(fs.existsSync(snapTmp)).toBe(false);
     expect(fs.existsSync(mine)).toBe(true);
