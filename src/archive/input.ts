@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { promisify } from 'node:util';
 import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
 import { Compression, detectCompression, decompressStream } from '../compression/codecs';
 import { ImgtoolError, InvalidArgumentError, InvalidArchiveError, NotFoundError } from '../errors';
@@ -37,32 +38,36 @@ export async function openArchiveInput(src: ArchiveInputSource): Promise<Archive
 }
 
 async function openFile(file: string): Promise<ArchiveInput> {
-  let fd: fs.promises.FileHandle;
+  let fd: number;
   try {
-    fd = await fs.promises.open(file, 'r');
+    fd = await promisify(fs.open)(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new NotFoundError(`archive ${file}: no such file`);
     throw new ImgtoolError('INVALID_ARGUMENT', `archive ${file}: cannot open: ${(e as Error).message}`);
   }
+  let st: fs.Stats;
+  let bytesRead = 0;
+  const head = Buffer.alloc(4);
   try {
-    const st = await fd.stat();
+    st = await promisify(fs.fstat)(fd);
     if (st.isDirectory()) throw new InvalidArgumentError(`archive ${file} is a directory, not a tar file`);
-    const head = Buffer.alloc(4);
-    const { bytesRead } = await fd.read(head, 0, 4, 0);
-    const compression = detectCompression(head.subarray(0, bytesRead));
-    // The stream owns the descriptor from here on (autoClose).
-    const raw = fs.createReadStream(file, { fd: fd.fd, start: 0, highWaterMark: READ_CHUNK, autoClose: true });
-    const total = st.isFile() ? st.size : undefined;
-    return wrap(raw, compression, total, file, () => void fd.close().catch(() => {}));
+    if (st.isFile()) bytesRead = (await promisify(fs.read)(fd, head, 0, 4, 0)).bytesRead;
   } catch (e) {
-    await fd.close().catch(() => {});
+    fs.close(fd, () => {});
     throw e;
   }
+  // The stream owns the descriptor from here on (autoClose; the number is never closed twice).
+  if (!st.isFile()) {
+    // A pipe or device: sniff by peeking at the stream instead of reading at an offset.
+    const p = await peek(fs.createReadStream(file, { fd, highWaterMark: READ_CHUNK, autoClose: true }), 4);
+    return wrap(p.stream, detectCompression(p.head), undefined, file);
+  }
+  const raw = fs.createReadStream(file, { fd, start: 0, highWaterMark: READ_CHUNK, autoClose: true });
+  return wrap(raw, detectCompression(head.subarray(0, bytesRead)), st.size, file);
 }
 
-function wrap(raw: Readable, compression: Compression, total: number | undefined, label: string, onClose?: () => void): ArchiveInput {
-  if (onClose) raw.once('close', onClose);
+function wrap(raw: Readable, compression: Compression, total: number | undefined, label: string): ArchiveInput {
   if (compression === 'none') {
     return { stream: raw, compression, total, label, passthrough: true, rawBytes: () => 0 };
   }

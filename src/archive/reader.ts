@@ -296,7 +296,7 @@ class Scanner {
         return new InvalidArchiveError(`archive ${label} is truncated: entry ${JSON.stringify(c.name)} declares ${c.size} bytes but the input ends after ${c.got}`);
       }
       if (this.out.entries === 0) return new InvalidArchiveError(`${label} is not a tar archive (${this.decoded} bytes, no complete tar header)`);
-      return new InvalidArchiveError(`archive ${label} is truncated: the input ends inside a tar header${after}`);
+      return new InvalidArchiveError(`archive ${label} is truncated${after}: the input ends at byte ${this.decoded}, inside a tar header or padding`);
     }
     if (/Invalid tar header|Invalid header|Header exceeds max size/.test(m)) {
       if (this.out.entries === 0) return new InvalidArchiveError(`${label} is not a tar archive (no valid tar header at its start)`);
