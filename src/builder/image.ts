@@ -93,7 +93,13 @@ export function buildImage(blobs: BlobDir, opts: ImageOptions): BuiltImage {
     schemaVersion: 2,
     mediaType: oci ? MediaType.OCI_MANIFEST : MediaType.DOCKER_MANIFEST,
     config,
-    layers: opts.layers.map((l) => ({ mediaType: layerMediaType(l.compression, oci), digest: l.digest, size: l.size })),
+    layers: opts.layers.map((l) => ({
+      mediaType: l.mediaType ?? layerMediaType(l.compression, oci),
+      digest: l.digest,
+      size: l.size,
+      ...(l.urls ? { urls: l.urls } : {}),
+      ...(l.annotations ? { annotations: l.annotations } : {}),
+    })),
   };
   if (opts.annotations) {
     if (!oci) throw new InvalidArgumentError('manifest annotations need the OCI format');

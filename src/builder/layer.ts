@@ -66,6 +66,13 @@ export interface BuiltLayer {
   compression: Compression;
   level?: number;
   createdBy?: string;
+  /**
+   * Manifest descriptor overrides, e.g. `{ ...layer, mediaType: MediaType.DOCKER_FOREIGN_LAYER,
+   * urls: ['https://…'] }` for a non-distributable layer. Default: derived from compression.
+   */
+  mediaType?: string;
+  urls?: string[];
+  annotations?: Record<string, string>;
 }
 
 function seconds(t: number | Date | undefined, dflt: number): number {

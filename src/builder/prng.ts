@@ -46,19 +46,33 @@ const WORDS = (
   .map((w) => Buffer.from(w, 'latin1'));
 
 let PHRASES: Buffer[] | undefined;
+const PHRASE_COUNT = 16384;
 
-/** 65536 fixed phrases of 2-6 words (seed-independent), built once. */
+/** PHRASE_COUNT fixed phrases of 6-14 words (seed-independent), built once (~1 MiB). */
 function phrases(): Buffer[] {
   if (PHRASES) return PHRASES;
   const next = keystream('phrases', 'text-table');
-  const rnd = next(CHUNK);
   const out: Buffer[] = [];
+  let rnd = next(CHUNK);
   let r = 0;
-  for (let i = 0; i < 65536; i++) {
-    const n = 2 + (rnd[r++ % rnd.length] % 5);
-    const words: Buffer[] = [];
-    for (let k = 0; k < n; k++) words.push(WORDS[rnd[r++ % rnd.length] % WORDS.length]);
-    out.push(Buffer.from(words.map((w) => w.toString('latin1')).join(' '), 'latin1'));
+  const byte = (): number => {
+    if (r >= rnd.length) {
+      rnd = next(CHUNK);
+      r = 0;
+    }
+    return rnd[r++];
+  };
+  const buf = Buffer.allocUnsafe(256);
+  for (let i = 0; i < PHRASE_COUNT; i++) {
+    const n = 6 + (byte() % 9);
+    let o = 0;
+    for (let k = 0; k < n; k++) {
+      if (k > 0) buf[o++] = 0x20;
+      const w = WORDS[byte() % WORDS.length];
+      w.copy(buf, o);
+      o += w.length;
+    }
+    out.push(Buffer.from(buf.subarray(0, o)));
   }
   PHRASES = out;
   return out;
@@ -82,7 +96,7 @@ export function* textBytes(size: number, seed: string | number = 0): Generator<B
     let o = 0;
     while (o < n) {
       if (r + 1 >= rnd.length) r = 0; // a chunk holds far more indices than phrases fit; never reached in practice
-      const p = table[rnd[r] | (rnd[r + 1] << 8)];
+      const p = table[(rnd[r] | (rnd[r + 1] << 8)) & (PHRASE_COUNT - 1)];
       r += 2;
       const take = Math.min(p.length, n - o);
       if (take === p.length) out.set(p, o);

@@ -393,6 +393,49 @@ describe('builder: images, indexes, archives', () => {
   });
 });
 
+describe('builder: hostile layers, foreign layers, OCI layout dirs', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = tmpDir('imgtool-builder-misc-');
+  });
+  afterAll(() => rmrf(dir));
+
+  it('turns a raw (hostile) tar into a layer with a correct diffID', async () => {
+    const b = new ImageBuilder(path.join(dir, 'hostile'));
+    const tar = rawTar([
+      { name: '../../escape', data: 'x' },
+      { name: 'link', type: 'symlink', linkname: '/etc' },
+      { name: 'link/passwd', data: 'pwned' },
+    ]);
+    const { Readable } = await import('node:stream');
+    const l = await b.layerFromTar(Readable.from([tar]), { compression: 'gzip' });
+    expect(l.diffId).toBe('sha256:' + createHash('sha256').update(tar).digest('hex'));
+    expect(l.uncompressedSize).toBe(tar.length);
+    expect(zlib.gunzipSync(fs.readFileSync(b.blobs.path(l.digest)))).toEqual(tar);
+    // layer entries may also carry unsafe paths/targets directly
+    const l2 = await b.layer([{ path: '../up', content: 'x' }, { path: 'abs', type: 'symlink', target: '/' }], { compression: 'none' });
+    expect((await listTar(b.blobs.path(l2.digest))).map((e) => [e.name, e.linkname ?? null])).toEqual([['../up', null], ['abs', '/']]);
+  });
+
+  it('lets a layer override its descriptor (foreign / non-distributable layers)', async () => {
+    const b = new ImageBuilder(path.join(dir, 'foreign'));
+    const l = await b.layer([{ path: 'f', content: 'f' }]);
+    const img = b.image({ layers: [{ ...l, mediaType: MediaType.DOCKER_FOREIGN_LAYER, urls: ['https://example.com/layer'] }] });
+    expect(img.manifest.layers[0]).toEqual({ mediaType: MediaType.DOCKER_FOREIGN_LAYER, digest: l.digest, size: l.size, urls: ['https://example.com/layer'] });
+  });
+
+  it('writes an OCI layout directory that skopeo reads', async () => {
+    const b = new ImageBuilder(path.join(dir, 'layout'));
+    const img = b.image({ layers: [await b.layer([{ path: 'x', content: 'x' }])], format: 'oci' });
+    const index = b.ociLayout({ images: [{ target: img, names: ['v1'] }], annotate: 'skopeo-full' });
+    expect(index.manifests[0].annotations).toEqual({ 'org.opencontainers.image.ref.name': 'v1' });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'layout', 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
+    if (!requirePeer('skopeo')) return;
+    const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci:${path.join(dir, 'layout')}:v1`], { encoding: 'utf8' }));
+    expect(raw).toEqual(img.manifest);
+  });
+});
+
 describe('builder: rawTar', () => {
   it('writes hostile entries verbatim', async () => {
     const buf = rawTar([
