@@ -14,6 +14,7 @@ import {
   encodePaxRecords,
   layerTar,
   rawTar,
+  writeRawTar,
 } from '../../../src/builder';
 import { MediaType } from '../../../src/images/mediatypes';
 import { requirePeer } from '../../helpers/peers';
@@ -290,6 +291,9 @@ describe('builder: images, indexes, archives', () => {
     expect(skf.manifests[0].annotations).toEqual({ 'org.opencontainers.image.ref.name': 'busybox:1.36' });
     const none = await readIndex((await b.ociArchive(path.join(dir, 'none.tar'), { images: [{ target: img, names: ['busybox'] }], annotate: 'none' })).path);
     expect(none.manifests[0].annotations).toBeUndefined();
+    const withMj = await b.ociArchive(path.join(dir, 'ctr-mj.tar'), { images: [{ target: img, names: ['busybox:1'] }], dockerManifest: true });
+    const mj = JSON.parse((await listTar(withMj.path)).find((e) => e.name === 'manifest.json')!.data!.toString());
+    expect(mj).toEqual([{ Config: `blobs/sha256/${img.config.digest.slice(7)}`, RepoTags: ['busybox:1'], Layers: [`blobs/sha256/${l.digest.slice(7)}`] }]);
     const names = (await listTar(ctr.path)).map((e) => e.name);
     expect(names).toEqual(['blobs/', 'blobs/sha256/', ...[img.descriptor.digest, img.config.digest, l.digest].map((d) => `blobs/sha256/${d.slice(7)}`).sort(), 'index.json', 'oci-layout']);
   });
@@ -469,5 +473,19 @@ describe('builder: rawTar', () => {
     expect((await listTar(long))[0].name).toBe('n'.repeat(100));
     const pax = rawTar([{ name: 'n'.repeat(150), data: '', longNames: 'pax' }]);
     expect((await listTar(pax))[0].name).toBe('n'.repeat(150));
+  });
+
+  it('writeRawTar wraps in gzip and truncates the compressed output', async () => {
+    const dir = tmpDir('imgtool-builder-raw-');
+    try {
+      const entries = [{ name: 'a', data: 'x'.repeat(5000) }];
+      const gz = await writeRawTar(path.join(dir, 'a.tar.gz'), entries, { wrap: 'gzip' });
+      expect(zlib.gunzipSync(fs.readFileSync(gz.path))).toEqual(rawTar(entries));
+      expect(gz.digest).toBe(sha256File(gz.path));
+      const cut = await writeRawTar(path.join(dir, 'b.tar.gz'), entries, { wrap: 'gzip', truncateOutputAt: 20 });
+      expect(fs.readFileSync(cut.path)).toEqual(fs.readFileSync(gz.path).subarray(0, 20));
+    } finally {
+      rmrf(dir);
+    }
   });
 });
