@@ -220,10 +220,15 @@ function incompleteOn(ctx: NodeContext, checks: Awaited<ReturnType<NodeCtr['chec
 async function loadNode(ctx: NodeContext, node: string): Promise<KindNodeResult> {
   const ctr = new NodeCtr(ctx.template, node);
   const full = !!ctx.opts.full;
-  const [snapshotter, state] = await Promise.all([
+  // Both queries at once; a failure is reported in a fixed order (snapshotter first).
+  const [snap, st] = await Promise.allSettled([
     ctx.opts.snapshotter ? Promise.resolve(ctx.opts.snapshotter) : ctr.snapshotter(),
     full ? Promise.resolve<NodeState>({ images: [], content: [] }) : nodeState(ctr),
   ]);
+  if (snap.status === 'rejected') throw snap.reason;
+  if (st.status === 'rejected') throw st.reason;
+  const snapshotter = snap.value;
+  const state = st.value;
   const res: KindNodeResult = {
     node, snapshotter, images: [], skipped: [], retagged: [], imported: [], bytesSent: 0,
     fullBytes: ctx.fullBytes, omittedBlobs: 0, pinned: [],

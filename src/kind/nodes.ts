@@ -1,5 +1,5 @@
-import { NotFoundError, InvalidArgumentError } from '../errors';
-import { runArgv, splitCommandLine, DEFAULT_EXEC_TEMPLATE } from './exec';
+import { NotFoundError, InvalidArgumentError, ImgtoolError } from '../errors';
+import { runArgv, splitCommandLine, DEFAULT_EXEC_TEMPLATE, NodeCommandError, formatCommand } from './exec';
 
 /** The label KIND puts on every node container of a cluster. */
 export const KIND_CLUSTER_LABEL = 'io.x-k8s.kind.cluster';
@@ -29,7 +29,18 @@ export async function discoverNodes(cluster: string, opts: { engine?: string } =
   if (!cluster) throw new InvalidArgumentError('a cluster name is required to find its nodes');
   const engine = opts.engine ?? 'docker';
   const argv = [engine, 'ps', '--filter', `label=${KIND_CLUSTER_LABEL}=${cluster}`, '--format', '{{.Names}}'];
-  const r = await runArgv('(host)', argv, argv.join(' '));
+  let r;
+  try {
+    r = await runArgv('(host)', argv, formatCommand(argv));
+  } catch (e) {
+    if (!(e instanceof NodeCommandError)) throw e;
+    const lines = e.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+    const why = e.exitCode === null ? `${engine} could not be run` : `exit status ${e.exitCode}`;
+    throw new ImgtoolError(
+      'PRECONDITION',
+      `cannot list the nodes of KIND cluster ${JSON.stringify(cluster)}: \`${formatCommand(argv)}\` failed (${why})${lines.length ? `: ${lines[lines.length - 1]}` : ''}; use --nodes to name them`,
+    );
+  }
   const nodes = parseNodeList(r.stdout);
   if (!nodes.length) throw new NotFoundError(`no nodes found for KIND cluster ${JSON.stringify(cluster)} (${engine} ps with label ${KIND_CLUSTER_LABEL}=${cluster})`);
   return nodes;
