@@ -113,6 +113,22 @@ describe('kind load into live containerd nodes', () => {
     expect(line).toContain('io.cri-containerd.pinned=pinned');
   });
 
+  it('a name that moved to new content is re-imported over the old one (delta)', async () => {
+    if (!HAVE) return;
+    const app3 = await fx.put(await fx.twoPlatformApp('v3', 2 << 20), ['docker.io/library/app:3']);
+    store.images.put('docker.io/library/moving:1', app1);
+    await kindLoad(store, ['moving:1'], { nodes: ['n1'], exec: template });
+    expect((await imagesOn('n1')).find((i) => i.name === 'docker.io/library/moving:1')?.digest).toBe(app1.digest);
+    store.images.put('docker.io/library/moving:1', app3);
+    const r = await kindLoad(store, ['moving:1'], { nodes: ['n1'], exec: template });
+    const n = r.nodes[0];
+    expect(n.imported).toEqual(['docker.io/library/moving:1']);
+    expect(n.omittedBlobs).toBe(2);
+    expect(n.bytesSent).toBeLessThan(r.fullBytes / 20);
+    expect((await imagesOn('n1')).find((i) => i.name === 'docker.io/library/moving:1')?.digest).toBe(app3.digest);
+    expect((await checkOn('n1', 'docker.io/library/moving:1'))?.complete).toBe(true);
+  });
+
   it('nodes load in parallel, each with its own delta', async () => {
     if (!HAVE) return;
     const r = await kindLoad(store, ['app:1', 'app:2'], { nodes: ['n1', 'n2'], exec: template });
