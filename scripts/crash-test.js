@@ -106,7 +106,7 @@ async function buildArchives(dir, layerMib) {
     b: path.join(dir, 'b.tar'),
   };
   await b.ociArchive(archives.a, { images: [{ target: imgA, names: ['crash.local/a:1'] }] });
-  await b.dockerArchive(archives.b, { images: [{ target: imgB, names: ['crash.local/b:1'] }] });
+  await b.dockerArchive(archives.b, { images: [{ image: imgB, tags: ['crash.local/b:1'] }] });
   return archives;
 }
 
