@@ -27,7 +27,7 @@ missing and cannot be produced, nothing is written and every missing blob is lis
 
   static override flags = {
     output: Flags.string({ char: 'o', required: true, description: 'output file, or - for stdout' }),
-    platform: Flags.string({ multiple: true, description: 'only this platform (os/arch[/variant]); repeatable', exclusive: ['all-platforms'] }),
+    platform: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'only this platform (os/arch[/variant]); repeatable', exclusive: ['all-platforms'] }),
     'all-platforms': Flags.boolean({ default: false, description: 'every platform of each index; an absent one is an error' }),
     compression: Flags.string({ options: [...SAVE_COMPRESSIONS], default: 'keep', description: 'layer compression in the archive' }),
     format: Flags.string({ options: [...SAVE_FORMATS], default: 'oci+docker', description: 'archive layout' }),

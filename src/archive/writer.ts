@@ -15,7 +15,7 @@ export const DIR_MODE = 0o755;
  * packed bytes are pushed to an `ArchiveOutput` with back-pressure.
  */
 export class TarWriter {
-  private readonly pack = tar.pack();
+  private readonly pack = tar.pack({ highWaterMark: 8 * 1024 * 1024 } as never);
   private readonly pump: Promise<void>;
   private failed: unknown;
   /** Bytes handed to the output so far. */
