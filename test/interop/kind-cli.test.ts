@@ -132,6 +132,18 @@ esac
     expect(n.bytesSent * 10).toBeLessThan(n.fullBytes);
   });
 
+  it("--exec 'env CONTAINERD_ADDRESS=SOCKET' --nodes local drives a local containerd", async () => {
+    if (!HAVE) return;
+    const r = await runCli(['kind', 'load', 'app:2', '--exec', `env CONTAINERD_ADDRESS=${sock['kind-control-plane']}`, '--nodes', 'local', '--pin'], { root, env });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('local: docker.io/library/app:2 imported');
+    expect(r.stdout).toMatch(/local: sent [0-9.]+ KiB of a [0-9.]+ MiB full archive \(delta, 2 blob\(s\) already on the node left out; snapshotter overlayfs, pinned 1\)/);
+    const out = await ctr(sock['kind-control-plane'], ['images', 'ls']);
+    const line = out.split('\n').find((l) => l.startsWith('docker.io/library/app:2 '));
+    expect(line).toContain('io.cri-containerd.pinned=pinned');
+  });
+
   it('a failing node: non-zero exit, one error line naming the node', async () => {
     if (!HAVE) return;
     const r = await runCli(['kind', 'load', 'app:1', '--nodes', 'kind-worker,kind-gone'], { root, env });
