@@ -50,7 +50,6 @@ missing and cannot be produced, nothing is written and every missing blob is lis
         format: this.flags.format as SaveFormat,
         compression: this.flags.compression as SaveCompression,
         lease,
-        leaseId: this.flags.lease,
         progress: this.progress,
       }),
     );

@@ -40,8 +40,6 @@ export interface SaveOptions {
   output: string | Writable;
   /** Holds every blob the save reads or produces against GC while it runs. */
   lease?: ResourceHolder;
-  /** `--lease ID` as given on the command line (for callers that resolve it to `lease`). */
-  leaseId?: string;
   progress?: Progress;
   /** Digests to leave out of the tar (delta loads). The archive is partial by design. */
   omitBlobs?: Set<string>;
@@ -136,7 +134,32 @@ interface MissingItem {
 
 /** Resolve what the user typed to a stored image and the name to write into the archive. */
 function resolveName(store: Store, input: string): Named {
-  const rec = store.images.resolve(input);
+  let rec: ImageRecord;
+  try {
+    rec = store.images.resolve(input);
+  } catch (e) {
+    // `repo@sha256:…` (or `repo:tag@sha256:…`) for content stored under another name of
+    // the same repository: that digest-pinned name is what goes into the archive.
+    let ref;
+    try {
+      ref = parseReference(input);
+    } catch {
+      throw e;
+    }
+    if (!ref.digest) throw e;
+    const repo = repositoryName(ref);
+    const recs = store.images.list().filter((r) => r.target.digest === ref.digest);
+    const same = recs.find((r) => {
+      try {
+        return repositoryName(parseReference(r.name)) === repo;
+      } catch {
+        return false;
+      }
+    });
+    const found = same ?? recs[0];
+    if (!found) throw e;
+    return { requested: input, name: normalizeReference(input), rec: found, pinned: true };
+  }
   let byName = !!store.images.get(input);
   if (!byName) {
     try {

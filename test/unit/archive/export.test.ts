@@ -287,6 +287,10 @@ describe('saveImages', () => {
     expect(entryJSON(entries, 'index.json').manifests[0].annotations).toEqual({ [Annotation.CONTAINERD_NAME]: name, [Annotation.REF_NAME]: name });
     expect(entryJSON(entries, 'manifest.json')[0].RepoTags).toEqual([]);
     expect(entries.some((e) => e.name === 'repositories')).toBe(false);
+    // `repo@digest` for content stored only under a tag of that repository
+    const r2 = await saveImages(store, [`a@${a.manifest.digest}`], { output: file('dg2.tar'), host });
+    expect(r2.images[0]).toMatchObject({ name, digest: a.manifest.digest });
+    await expect(saveImages(store, [`a@sha256:${'0'.repeat(64)}`], { output: file('dg3.tar'), host })).rejects.toThrow(/not found/);
   });
 
   it('omitBlobs leaves blobs out (and they may be absent from the store)', async () => {
