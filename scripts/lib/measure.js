@@ -8,7 +8,8 @@ import resource, subprocess, sys, time, json
 t = time.monotonic()
 p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL if sys.stdout.isatty() else None)
 el = time.monotonic() - t
-sys.stderr.write(json.dumps({"code": p.returncode, "secs": el, "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}) + "\\n")
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stderr.write(json.dumps({"code": p.returncode, "secs": el, "cpu": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}) + "\\n")
 `;
 
 /** Run `cmd` (argv array) through bash -c when given a string. Returns {code, secs, rssMB, stderr}. */
@@ -17,7 +18,7 @@ function measure(cmd, opts = {}) {
   const r = spawnSync('python3', ['-c', PY, ...argv], { env: { ...process.env, ...(opts.env || {}) }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
   const lines = r.stderr.toString().trim().split('\n');
   const last = JSON.parse(lines.pop());
-  return { code: last.code, secs: last.secs, rssMB: last.maxrss_kb / 1024, stderr: lines.join('\n') };
+  return { code: last.code, secs: last.secs, cpu: last.cpu, rssMB: last.maxrss_kb / 1024, stderr: lines.join('\n') };
 }
 
 function median(xs) {
@@ -32,14 +33,16 @@ function median(xs) {
 function bench(name, cmd, { runs = 3, prepare, env } = {}) {
   const times = [];
   const rss = [];
+  const cpu = [];
   for (let i = 0; i < runs; i++) {
     if (prepare) prepare(i);
     const m = measure(typeof cmd === 'function' ? cmd(i) : cmd, { env });
     if (m.code !== 0) throw new Error(`${name}: exit ${m.code}\n${m.stderr}`);
     times.push(m.secs);
     rss.push(m.rssMB);
+    cpu.push(m.cpu);
   }
-  return { name, secs: median(times), rssMB: Math.max(...rss), runs };
+  return { name, secs: median(times), cpu: median(cpu), rssMB: Math.max(...rss), runs, all: times };
 }
 
 module.exports = { measure, bench, median };
