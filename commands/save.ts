@@ -1,6 +1,6 @@
 import {
   ImgtoolCommand, Flags, Args, saveImages, parsePlatform, withCommandLease, fmtBytes, InvalidArgumentError,
-  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest,
+  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest, variantResolver,
 } from '../src/index';
 import type { SaveFormat, SaveCompression, SaveResult } from '../src/index';
 
@@ -9,8 +9,10 @@ export default class Save extends ImgtoolCommand<typeof Save> {
 
 Every platform whose content is in the store is saved; a complete index is written unchanged.
 With --platform (or when some platforms are absent) a new index is written and its old -> new
-digest printed. The whole archive is planned before the first byte is written: if any blob is
-missing and cannot be produced, nothing is written and every missing blob is listed.
+digest printed. The whole archive is planned before the first byte is written: a layer that is
+absent, or wanted in another --compression, is taken from a stored variant, converted from
+another one, or rebuilt from its snapshot (then its manifest changes and old -> new is printed);
+if any blob cannot be produced, nothing is written and every missing blob is listed.
 -o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
 
   static override examples = [
@@ -51,6 +53,8 @@ missing and cannot be produced, nothing is written and every missing blob is lis
         compression: this.flags.compression as SaveCompression,
         lease,
         progress: this.progress,
+        // Absent or re-compressed layers: existing variant, conversion, or snapshot rebuild.
+        layerResolver: variantResolver(this.store),
       }),
     );
     // The archive owns stdout with -o -: messages go to stderr then.

@@ -135,6 +135,28 @@ describe('imgtool save (CLI)', () => {
     void bigLayer;
   });
 
+  it('--compression zstd converts layers (stored as variants) and prints old -> new manifest digests', async () => {
+    const r = await runCli(['save', '-o', out('zs.tar'), '--compression', 'zstd', '--platform', 'linux/amd64', 'multi:1'], { root });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const m = /manifest linux\/amd64 (sha256:[0-9a-f]{64}) -> (sha256:[0-9a-f]{64})/.exec(r.stdout);
+    expect(m).not.toBeNull();
+    expect(r.stdout).toMatch(new RegExp(`index ${idxDigest} -> sha256:`));
+    const entries = await readTar(out('zs.tar'));
+    const manifest = entryJSON(entries, `blobs/sha256/${m![2].slice(7)}`);
+    expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).toEqual([
+      'application/vnd.oci.image.layer.v1.tar+zstd', 'application/vnd.oci.image.layer.v1.tar+zstd',
+    ]);
+    for (const l of manifest.layers) {
+      const e = entries.find((x) => x.name === `blobs/sha256/${l.digest.slice(7)}`)!;
+      expect(e.data.subarray(0, 4).toString('hex')).toBe('28b52ffd');
+    }
+    // Converted once: a second save reuses the variants, byte for byte.
+    const again = await runCli(['save', '-o', out('zs2.tar'), '--compression', 'zstd', '--platform', 'linux/amd64', 'multi:1'], { root });
+    expect(again.code).toBe(0);
+    expect(fs.readFileSync(out('zs.tar')).equals(fs.readFileSync(out('zs2.tar')))).toBe(true);
+  });
+
   it('refuses --format docker with --compression zstd and bad flag values', async () => {
     const r = await runCli(['save', '-o', out('z.tar'), '--format', 'docker', '--compression', 'zstd', 'multi:1'], { root });
     expect(r.code).not.toBe(0);
