@@ -1,0 +1,45 @@
+import { ImgtoolCommand, Flags, Args, verifyArchive, fmtBytes, shortDigest, InvalidArchiveError, InvalidArgumentError } from '../src/index';
+import type { VerifyReport } from '../src/index';
+
+export default class Verify extends ImgtoolCommand<typeof Verify> {
+  static override description = `Check an archive offline, without a store.
+
+The tar is well-formed and not truncated; every blob's digest and size is right; every
+manifest, config and layer that index.json or manifest.json references is present (absent
+platforms of an index are reported as partial, an error with --strict); media types are known
+or warned about. Prints a summary on stdout; exits non-zero listing every problem.`;
+
+  static override examples = ['<%= config.bin %> verify images.tar', 'curl -s https://example.com/x.tar.gz | <%= config.bin %> verify -'];
+
+  static override args = {
+    file: Args.string({ required: true, description: 'archive to check, or - for stdin' }),
+  };
+
+  static override flags = {
+    strict: Flags.boolean({ default: false, description: 'an index with absent platforms is an error' }),
+  };
+
+  async run(): Promise<void> {
+    const file = this.args.file;
+    if (file === '-' && process.stdin.isTTY) throw new InvalidArgumentError('no archive on stdin');
+    const r = await verifyArchive(file, { strict: this.flags.strict, progress: this.progress });
+    for (const w of r.warnings) this.warn_(w);
+    if (this.flags.json) this.outJSON(r);
+    else for (const l of summary(r)) this.out(l);
+    if (!r.ok) throw new InvalidArchiveError(`${r.source}: ${r.problems.length} problem(s)`, r.problems);
+  }
+}
+
+function summary(r: VerifyReport): string[] {
+  const lines: string[] = [];
+  if (r.format) {
+    lines.push(`${r.source}: ${r.format} archive${r.compression && r.compression !== 'none' ? ` (${r.compression})` : ''}, ${r.entries} entries, ${r.blobs.count} blob(s), ${fmtBytes(r.blobs.bytes)}`);
+  }
+  for (const i of r.images) {
+    const names = i.names.length ? i.names.join(', ') : '(no name)';
+    const partial = i.partial ? ` (partial: ${i.absent.map((a) => a.platform ?? shortDigest(a.digest)).join(',')} absent)` : '';
+    lines.push(`  ${names} ${shortDigest(i.digest)} ${i.platforms.join(',') || '-'}${partial}`);
+  }
+  lines.push(r.ok ? 'OK' : `FAILED: ${r.problems.length} problem(s)`);
+  return lines;
+}
