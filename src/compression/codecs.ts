@@ -76,7 +76,7 @@ export function zstdWorkers(): number {
 }
 
 /** gzip header OS byte imgtool writes everywhere (3 = Unix, what zlib writes on Linux). */
-const GZIP_OS_BYTE = 3;
+export const GZIP_OS_BYTE = 3;
 
 /**
  * Deterministic compressor. gzip: zlib writes a fixed header (no name, no comment,

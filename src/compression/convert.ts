@@ -237,10 +237,12 @@ export async function convertImage(store: Store, src: string, dst: string, opts:
   }
   const failures: MissingContentError[] = [];
   const concurrency = Math.max(1, opts.concurrency ?? Math.max(2, os.availableParallelism?.() ?? os.cpus().length));
+  // Largest layers first: the parallel conversions then finish closer together.
+  const queue = [...jobs].sort((a, b) => b.from.size - a.from.size);
   let next = 0;
   const worker = async () => {
-    while (next < jobs.length) {
-      const job = jobs[next++];
+    while (next < queue.length) {
+      const job = queue[next++];
       const { m, i, from } = job;
       const oci = ociFor(m);
       const plat = m.platform ? formatPlatform(m.platform) : undefined;

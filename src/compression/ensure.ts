@@ -8,6 +8,8 @@ import { Progress, ProgressTask } from '../progress';
 import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from './codecs';
 import { Variant } from './variants';
 import { rebuildLayer } from '../snapshots/ops';
+import { TranscodeError, WORKER_MIN_BYTES, transcodeInWorker } from './transcode';
+import * as fs from 'node:fs';
 
 /** Produces a layer's uncompressed tar from somewhere else than a blob (a snapshot). */
 export type LayerRebuilder = (store: Store, diffId: Digest) => Readable | undefined | Promise<Readable | undefined>;
@@ -158,16 +160,11 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   const failures: string[] = [];
   for (const src of sources) {
     if (opts.lease && !attachIfPresent(store, opts.lease, src.digest)) continue;
-    let input: Readable;
-    try {
-      input = store.content.openRead(src.digest);
-    } catch {
-      continue; // removed meanwhile
-    }
     const task = opts.progress?.task(opts.label ?? `convert ${shortDigest(diffId)}`, src.size);
     try {
-      const info = await produce(store, input, src.compression, diffId, c, newLevel, opts, task, `${what}: converting ${src.digest} (${src.compression})`);
+      const info = await convertBlob(store, src, diffId, c, newLevel, opts, task, `${what}: converting ${src.digest} (${src.compression})`);
       task?.finish();
+      if (!info) continue; // removed meanwhile
       return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'converted', src.digest);
     } catch (e) {
       task?.finish();
@@ -207,7 +204,41 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   );
 }
 
+/**
+ * Convert a stored variant: big blobs in a worker thread (see transcode.ts), small ones
+ * in-process. Undefined when the source blob vanished before it could be read.
+ */
+async function convertBlob(
+  store: Store, src: Candidate, diffId: Digest, outC: Compression, level: number | undefined, opts: EnsureLayerOptions,
+  task: ProgressTask | undefined, what: string,
+): Promise<BlobInfo | undefined> {
+  if (src.size >= WORKER_MIN_BYTES && !process.env.IMGTOOL_TRANSCODE_INPROCESS) {
+    if (!fs.existsSync(store.content.blobPath(src.digest))) return undefined;
+    const r = await transcodeInWorker(store, src.digest, src.compression, outC, level, (n) => task?.update(n));
+    if (r.tarDigest !== diffId) {
+      await fs.promises.rm(r.tmp, { force: true });
+      throw new DigestMismatchError(diffId, r.tarDigest, `${what}: uncompressed tar`);
+    }
+    try {
+      store.meta.write(() => store.content.commitLocked(r.tmp, r.outDigest, r.outSize, opts.lease));
+    } catch (e) {
+      await fs.promises.rm(r.tmp, { force: true });
+      throw e;
+    }
+    store.content.syncDir();
+    return { digest: r.outDigest, size: r.outSize, createdAt: Date.now() };
+  }
+  let input: Readable;
+  try {
+    input = store.content.openRead(src.digest);
+  } catch {
+    return undefined;
+  }
+  return produce(store, input, src.compression, diffId, outC, level, opts, task, what);
+}
+
 function isCodecError(e: unknown): boolean {
+  if (e instanceof TranscodeError) return true;
   // zlib errors carry Z_* codes; zstd-napi throws plain Errors from the binding.
   const err = e as { code?: string; message?: string };
   if (typeof err?.code === 'string' && err.code.startsWith('Z_')) return true;

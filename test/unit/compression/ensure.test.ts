@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { ensureLayer } from '../../../src/compression/ensure';
 import { codecVersion, compressBufferSync } from '../../../src/compression/codecs';
 import { MissingContentError } from '../../../src/errors';
+import { WORKER_MIN_BYTES } from '../../../src/compression/transcode';
 import { Label } from '../../../src/images/types';
 import { Progress } from '../../../src/progress';
 import { Env, env, entries } from './fixture';
@@ -166,5 +167,39 @@ describe('ensureLayer', () => {
     const rs = await Promise.all([1, 2, 3].map(() => ensureLayer(e.store, diffId, { compression: 'zstd', progress: p })));
     expect(new Set(rs.map((r) => r.digest)).size).toBe(1);
     expect(p.tasks.length).toBe(1);
+  });
+
+  it('big layers are transcoded in a worker thread, byte-identical to the in-process codecs', async () => {
+    const { tar, diffId } = await tarOf(e, 13, 4 * 1024 * 1024);
+    const sha = (b: Buffer) => 'sha256:' + require('crypto').createHash('sha256').update(b).digest('hex');
+    const gz = await putVariant(e, diffId, compressBufferSync('gzip', tar, 1), 'gzip');
+    expect(e.store.content.info(gz)!.size).toBeGreaterThan(WORKER_MIN_BYTES); // the worker path
+    const p = recorder();
+    const z = await ensureLayer(e.store, diffId, { compression: 'zstd', level: 7, progress: p });
+    expect(z).toMatchObject({ source: 'converted', from: gz, digest: sha(compressBufferSync('zstd', tar, 7)) });
+    const g = await ensureLayer(e.store, diffId, { compression: 'gzip', level: 9 });
+    expect(g).toMatchObject({ source: 'converted', from: z.digest, digest: sha(compressBufferSync('gzip', tar, 9)) });
+    const n = await ensureLayer(e.store, diffId, { compression: 'none' });
+    expect(n).toMatchObject({ source: 'converted', digest: diffId });
+    expect(fs.readFileSync(e.store.content.blobPath(diffId)).equals(tar)).toBe(true);
+    // nothing left behind in the ingest directory
+    expect(fs.readdirSync(e.store.content.ingestDir)).toEqual([]);
+  });
+
+  it('a big variant that is corrupt or belongs to another layer is skipped (worker path)', async () => {
+    const { tar, diffId } = await tarOf(e, 14, 4 * 1024 * 1024);
+    const other = await tarOf(e, 15, 4 * 1024 * 1024);
+    const zfull = compressBufferSync('zstd', tar);
+    const truncated = await putVariant(e, diffId, zfull.subarray(0, zfull.length - 1000), 'zstd');
+    const foreign = await putVariant(e, diffId, compressBufferSync('none', other.tar), 'none');
+    const good = await putVariant(e, diffId, compressBufferSync('gzip', tar), 'gzip');
+    for (const d of [truncated, foreign, good]) expect(e.store.content.info(d)!.size).toBeGreaterThan(WORKER_MIN_BYTES);
+    const p = recorder();
+    const r = await ensureLayer(e.store, diffId, { compression: 'zstd', level: 4, progress: p });
+    expect(r).toMatchObject({ source: 'converted', from: good });
+    const w = p.warnings.join('\n');
+    expect(w).toContain(truncated);
+    expect(w).toContain(foreign);
+    expect(fs.readdirSync(e.store.content.ingestDir)).toEqual([]);
   });
 });
