@@ -4,7 +4,7 @@ import { Descriptor, Index, Manifest, Annotation } from '../images/types';
 import {
   MediaType, isIndexType, isManifestType, isLayerType, isDockerType, layerCompression,
 } from '../images/mediatypes';
-import { walkImage, ImageWalk, ImageManifestInfo, stripDesc } from '../images/walk';
+import { walkImage, ImageWalk, ImageManifestInfo, stripDesc, isAttestation } from '../images/walk';
 import { contentSource } from '../images/source';
 import {
   Platform, exactMatcher, formatPlatform, hostPlatform, normalizePlatform,
@@ -280,8 +280,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
 
     // Selected index entries that are absent from the store.
     for (const a of walk.absent) {
-      const isAtt = a.platform?.os === 'unknown' || a.annotations?.[Annotation.DOCKER_REFERENCE_TYPE] === 'attestation-manifest';
-      if (isAtt) continue; // attestations of absent content travel only when present
+      if (isAttestation(a)) continue; // attestations of absent content travel only when present
       const what = isIndexType(a.mediaType) ? `nested index ${a.digest}` : `${platformLabel(a.platform)} manifest ${a.digest}`;
       if (matcher || opts.allPlatforms) {
         missing.push({ image, line: `image ${image}: ${what} not in the store` });

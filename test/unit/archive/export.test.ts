@@ -158,6 +158,26 @@ describe('saveImages', () => {
     expect(res.images[0].leftOut).toEqual(['linux/amd64']);
   });
 
+  it('nested indexes: a subset rewrites the inner and the outer index', async () => {
+    const x86 = await addImage(store, { platform: amd64, layers: [{ f: 'n-amd64' }], label: 'n-amd64' });
+    const arm = await addImage(store, { platform: arm64, layers: [{ f: 'n-arm64' }], label: 'n-arm64' });
+    const inner = await addIndex(store, [x86, arm]);
+    const outerDoc = { schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [inner] };
+    const ob = Buffer.from(JSON.stringify(outerDoc));
+    const outer = await store.content.ingestBuffer(ob);
+    store.images.put('docker.io/library/nested:1', { mediaType: MediaType.OCI_INDEX, digest: outer.digest, size: outer.size });
+    const full = await saveImages(store, ['nested:1'], { output: file('n0.tar'), host });
+    expect(full.changes).toEqual([]);
+    const res = await saveImages(store, ['nested:1'], { output: file('n.tar'), host, platforms: [arm64] });
+    expect(res.changes.map((c) => [c.kind, c.from])).toEqual([['index', inner.digest], ['index', outer.digest]]);
+    const entries = await readTar(file('n.tar'));
+    const newOuter = entryJSON(entries, `blobs/sha256/${res.changes[1].to.slice(7)}`);
+    expect(newOuter.manifests[0].digest).toBe(res.changes[0].to);
+    const newInner = entryJSON(entries, `blobs/sha256/${res.changes[0].to.slice(7)}`);
+    expect(newInner.manifests.map((m: Descriptor) => m.digest)).toEqual([arm.manifest.digest]);
+    expect(entryJSON(entries, 'index.json').manifests[0].digest).toBe(res.changes[1].to);
+  });
+
   it('default with an absent platform: new index without it (never one pointing at absent manifests); --all-platforms fails', async () => {
     const { idx, arm } = await multi();
     dropBlob(store, arm.manifest.digest);
