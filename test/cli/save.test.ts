@@ -157,6 +157,20 @@ describe('imgtool save (CLI)', () => {
     expect(fs.readFileSync(out('zs.tar')).equals(fs.readFileSync(out('zs2.tar')))).toBe(true);
   });
 
+  it('imgtool verify --strict accepts the archive; load + save again gives the same bytes', async () => {
+    const f = out('rt.tar');
+    expect((await runCli(['save', '-o', f, 'multi:1', 'big:1'], { root })).code).toBe(0);
+    const v = await runCli(['verify', '--strict', f], { root });
+    expect(v.stderr).toBe('');
+    expect(v.code).toBe(0);
+    const root2 = path.join(dir, 'store2');
+    const l = await runCli(['load', '--no-unpack', '-i', f], { root: root2 });
+    expect(l.code).toBe(0);
+    const again = out('rt2.tar');
+    expect((await runCli(['save', '-o', again, 'big:1', 'multi:1'], { root: root2 })).code).toBe(0);
+    expect(fs.readFileSync(again).equals(fs.readFileSync(f))).toBe(true);
+  });
+
   it('refuses --format docker with --compression zstd and bad flag values', async () => {
     const r = await runCli(['save', '-o', out('z.tar'), '--format', 'docker', '--compression', 'zstd', 'multi:1'], { root });
     expect(r.code).not.toBe(0);
