@@ -23,6 +23,8 @@ export interface InspectVariant {
   present: boolean;
   /** The blob the manifest references. */
   referenced: boolean;
+  /** Known to the variants table (else only from the manifest's media type). */
+  recorded: boolean;
 }
 
 export interface InspectLayer {
@@ -86,12 +88,12 @@ export async function inspectImage(store: Store, ref: string, opts: InspectOptio
         for (const v of store.variants.forDiffId(diffId)) {
           variants.push({
             digest: v.digest, size: v.size, mediaType: v.mediaType, compression: v.compression, level: v.level,
-            codecVersion: v.codecVersion, present: store.content.has(v.digest), referenced: v.digest === l.digest,
+            codecVersion: v.codecVersion, present: store.content.has(v.digest), referenced: v.digest === l.digest, recorded: true,
           });
         }
       }
       if (isLayerType(l.mediaType) && !variants.some((v) => v.digest === l.digest)) {
-        variants.unshift({ digest: l.digest, size: l.size, mediaType: l.mediaType, compression: layerCompression(l.mediaType)!, present, referenced: true });
+        variants.unshift({ digest: l.digest, size: l.size, mediaType: l.mediaType, compression: layerCompression(l.mediaType)!, present, referenced: true, recorded: false });
       }
       const s = chainId ? (snapRow.get(chainId) as { chain_id: string; parent: string | null; size: number; reproducible: number } | undefined) : undefined;
       return {
