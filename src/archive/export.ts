@@ -286,7 +286,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
         missing.push({ image, line: `image ${image}: ${what} not in the store` });
       } else {
         rp.leftOut.push(a.platform ? formatPlatform(a.platform) : a.digest);
-        warn(`image ${image}: ${what} is not in the store; left out of the archive (a new index is written)`);
+        warn(`image ${image}: ${what} is not in the store; left out of the archive${withOci ? ' (a new index is written)' : ''}`);
       }
     }
     for (const s of walk.skipped) if (s.platform && s.platform.os !== 'unknown') rp.leftOut.push(formatPlatform(s.platform));
@@ -388,7 +388,8 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
       // Rewrite the manifest when any layer changed; zstd forces OCI media types.
       const changedLayers = layers.some((d, i) => !sameDesc(d, m.manifest.layers[i]));
       const manifestType = m.manifest.mediaType ?? m.desc.mediaType;
-      const needsOci = isDockerType(manifestType) && layers.some((d) => layerCompression(d.mediaType) === 'zstd');
+      // (A stored manifest kept as it is stays byte-identical, whatever its media types.)
+      const needsOci = changedLayers && isDockerType(manifestType) && layers.some((d) => layerCompression(d.mediaType) === 'zstd');
       let finalDesc = m.desc;
       let config = stripDesc(m.manifest.config);
       let finalLayers = layers;
@@ -409,7 +410,8 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
         const reasons: string[] = [];
         if (changedLayers) reasons.push(compression === 'keep' ? 'layers rebuilt or replaced' : `layers as ${compression}`);
         if (needsOci) reasons.push('zstd needs OCI media types');
-        changes.push({ image, kind: 'manifest', platform: m.platform ? formatPlatform(m.platform) : undefined, from: mdigest, to: finalDesc.digest, reason: reasons.join('; ') });
+        // Docker-only archives hold no manifests: only manifest.json's layer paths change.
+        if (withOci) changes.push({ image, kind: 'manifest', platform: m.platform ? formatPlatform(m.platform) : undefined, from: mdigest, to: finalDesc.digest, reason: reasons.join('; ') });
       }
       if (format === 'docker') {
         const z = finalLayers.map((d, i) => ({ d, i })).filter((x) => layerCompression(x.d.mediaType) === 'zstd');
