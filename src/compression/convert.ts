@@ -261,7 +261,7 @@ export async function convertImage(store: Store, src: string, dst: string, opts:
         const r = await ensureLayer(store, job.diffId, {
           compression: c, level, deterministic: opts.deterministic, prefer: from.digest, mediaType, lease: opts.lease,
           progress: opts.progress, rebuild: opts.rebuild,
-          label: `${plat ? plat + ' ' : ''}layer ${i + 1}/${m.manifest.layers.length} ${shortDigest(job.diffId).slice(7)}`,
+          label: `${plat ? plat.split('/').slice(1).join('/') + ' ' : ''}layer ${i + 1}/${m.manifest.layers.length} ${job.diffId.slice(7, 15)}`,
           what: `image ${rec.name}${plat ? ` (${plat})` : ''} layer ${i}`,
         });
         const to: Descriptor = { mediaType, digest: r.digest, size: r.size };

@@ -209,4 +209,26 @@ describe('convertImage', () => {
     await expect(convertImage(e.store, 'opt:1', 'opt:2', { compression: 'brotli' as never })).rejects.toThrow(/unknown compression/);
     await expect(convertImage(e.store, 'nope:1', 'opt:2', { compression: 'gzip' })).rejects.toThrow(NotFoundError);
   });
+
+  it('a zstd layer mislabelled as Docker gzip (containerd import quirk): warned, and the bytes decide', async () => {
+    const [l] = await layers(e, [20], 'zstd');
+    const cfg = e.b.blobs.putJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l.diffId] } });
+    const config = { mediaType: MediaType.DOCKER_CONFIG, digest: cfg.digest, size: cfg.size };
+    const man = { schemaVersion: 2, mediaType: MediaType.DOCKER_MANIFEST, config, layers: [{ mediaType: MediaType.DOCKER_LAYER_GZIP, digest: l.digest, size: l.size }] };
+    const mref = e.b.blobs.putJson(man);
+    const built = { kind: 'image', descriptor: { mediaType: MediaType.DOCKER_MANIFEST, digest: mref.digest, size: mref.size }, manifest: man, config, layers: [l] } as never;
+    await put(e, built, 'quirk:1');
+    const p = warnings();
+    const z = await convertImage(e.store, 'quirk:1', 'quirk:z', { compression: 'zstd', progress: p });
+    expect(p.list.join('\n')).toMatch(/recorded as gzip.*bytes are zstd/);
+    expect(z.layers[0]).toMatchObject({ source: 'existing', to: { mediaType: MediaType.OCI_LAYER_ZSTD, digest: l.digest } });
+    const g = await convertImage(e.store, 'quirk:1', 'quirk:gz', { compression: 'gzip' });
+    expect(g.layers[0].source).toBe('converted');
+    const m = await json<Manifest>(e.store, g.target.digest);
+    expect(m.mediaType).toBe(MediaType.DOCKER_MANIFEST);
+    expect(m.layers[0].mediaType).toBe(MediaType.DOCKER_LAYER_GZIP);
+    expect(await diffIdOf(e.store, m.layers[0])).toBe(l.diffId);
+    const head = fs.readFileSync(e.store.content.blobPath(m.layers[0].digest)).subarray(0, 2);
+    expect(head.toString('hex')).toBe('1f8b');
+  });
 });
