@@ -289,10 +289,11 @@ export class TarParser extends Writable {
     if (!type) throw new ImgtoolError('INVALID_ARCHIVE', `tar: unsupported entry type ${JSON.stringify(typeflag)} at byte ${this.offset - BLOCK}`);
 
     const magic = b.toString('latin1', 257, 263);
-    const version = b.toString('latin1', 263, 265);
     let name = cstr(b, 0, 100);
-    if (magic === 'ustar\0' && version === '00') {
-      const prefix = cstr(b, 345, 155);
+    if (magic === 'ustar\0') {
+      // USTAR/PAX (any version, as Go reads it); star keeps atime/ctime after a 131-byte prefix
+      const star = b.toString('latin1', 508, 512) === 'tar\0';
+      const prefix = cstr(b, 345, star ? 131 : 155);
       if (prefix) name = prefix + '/' + name;
     }
     const h: TarHeader = {
