@@ -71,4 +71,11 @@ describe('snapshot store', () => {
     expect(store.snapshots.has(img.diffIds[0])).toBe(true);
     expect(store.snapshots.chain(img.diffIds[0]).map((s) => s.chainId)).toEqual([img.diffIds[0]]);
   });
+
+  it('--lease: snapshots are attached to a real lease', async () => {
+    await putImage(store, 'example.com/x:1', tars());
+    const lease = store.leases.create({ id: 'keep-me' });
+    const r = await unpackImage(store, 'example.com/x:1', { lease: store.leases.open('keep-me') });
+    expect(store.leases.resources(lease.id).filter((x) => x.kind === 'snapshot').map((x) => x.ref).sort()).toEqual(r.layers.map((l) => l.chainId).sort());
+  });
 });
