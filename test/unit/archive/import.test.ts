@@ -277,3 +277,52 @@ describe('importArchive: leases and all-or-nothing', () => {
     expect(store.variants.list()).toEqual([]);
   });
 });
+
+describe('importArchive: links, inputs and artifacts', () => {
+  it('resolves hard links and chains of symlinks inside the archive', async () => {
+    const l1 = makeLayer({ one: '1' }, 'none', false);
+    const l2 = makeLayer({ two: '2' }, 'none', false);
+    const img = makeImage({ oci: false, layers: [l1, l2] });
+    const cfg = `${img.config.digest.slice(7)}.json`;
+    const archive = tar([
+      { name: cfg, data: img.config.bytes },
+      { name: 'store/l1.tar', data: l1.blob },
+      { name: 'store/l2.tar', data: l2.blob },
+      { name: 'aaa/layer.tar', type: '1', linkname: 'store/l1.tar' },
+      { name: 'bbb/layer.tar', type: '2', linkname: '../ccc/layer.tar' },
+      { name: 'ccc/layer.tar', type: '2', linkname: './../store/./l2.tar' },
+      { name: 'manifest.json', data: JSON.stringify([{ Config: `./${cfg}`, RepoTags: ['links:1'], Layers: ['aaa/layer.tar', 'bbb/layer.tar'] }]) },
+    ]);
+    const r = await load(archive);
+    const m = await store.content.readJSON<any>(r.images[0].digest);
+    expect(m.layers.map((x: any) => x.digest)).toEqual([l1.digest, l2.digest]);
+  });
+
+  it('clear errors for a missing file and a directory', async () => {
+    await expect(importArchive(store, path.join(dir, 'nope.tar'))).rejects.toThrow(/nope.tar: no such file/);
+    await expect(importArchive(store, dir)).rejects.toThrow(/is a directory, not a tar file/);
+  });
+
+  it('artifact manifests with unknown config and layer types are kept, named and warned about', async () => {
+    const cfg = doc('application/vnd.cncf.helm.config.v1+json', { name: 'chart', version: '1.0.0' });
+    const content = Buffer.from('chart bytes');
+    const layer = { mediaType: 'application/vnd.cncf.helm.chart.content.v1.tar+gzip', digest: sha256(content), size: content.length };
+    const man = doc(MediaType.OCI_MANIFEST, { schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: cfg.desc, layers: [layer] });
+    const archive = ociArchive([{ ...man.desc, annotations: { 'io.containerd.image.name': 'x.io/chart:1' } }], [blobEntry(cfg.bytes), blobEntry(content), blobEntry(man.bytes)]);
+    const r = await load(archive);
+    expect(r.images[0].names).toEqual(['x.io/chart:1']);
+    expect(r.warnings.join('\n')).toMatch(/unknown media type application\/vnd.cncf.helm.config.v1\+json/);
+    expect(r.warnings.join('\n')).toMatch(/unknown media type application\/vnd.cncf.helm.chart.content.v1.tar\+gzip/);
+  });
+
+  it('nested indexes are walked', async () => {
+    const amd = makeImage({ arch: 'amd64' });
+    const inner = indexDoc([{ ...amd.manifest.desc, platform: { os: 'linux', architecture: 'amd64' } }]);
+    const outer = indexDoc([inner.desc]);
+    const archive = ociArchive([{ ...outer.desc, annotations: { 'io.containerd.image.name': 'x.io/nested:1' } }], [...imageBlobs(amd), blobEntry(inner.bytes), blobEntry(outer.bytes)]);
+    const r = await load(archive);
+    expect(r.images[0]).toEqual(expect.objectContaining({ digest: outer.digest, platforms: ['linux/amd64'], partial: false }));
+    expect(store.variants.get(amd.layers[0].digest)?.diffId).toBe(amd.layers[0].diffId);
+  });
+});
+
