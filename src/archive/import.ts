@@ -98,7 +98,8 @@ export function storeSink(content: ContentStore, lease?: ResourceHolder): BlobSi
           return { digest: info.digest, size: info.size };
         },
         async abort() {
-          w.destroy();
+          // destroy(err) closes and removes the temp file (after the open completes, if pending).
+          if (!w.destroyed) w.destroy(new Error('aborted'));
           await w.abort();
         },
       };
