@@ -298,6 +298,14 @@ describe('importArchive: links, inputs and artifacts', () => {
     expect(m.layers.map((x: any) => x.digest)).toEqual([l1.digest, l2.digest]);
   });
 
+  it('accepts entries prefixed with ./ (tar -C dir -cf x.tar .)', async () => {
+    const img = makeImage();
+    const idx = indexDoc([{ ...img.manifest.desc, annotations: { 'io.containerd.image.name': 'x.io/dot:1' } }]);
+    const entries = [{ name: './', type: '5' as const }, { ...OCI_LAYOUT, name: './oci-layout' }, ...imageBlobs(img).map((e) => ({ ...e, name: `./${e.name}` })), { name: './index.json', data: idx.bytes }];
+    const r = await load(tar(entries));
+    expect(r.images[0].names).toEqual(['x.io/dot:1']);
+  });
+
   it('clear errors for a missing file and a directory', async () => {
     await expect(importArchive(store, path.join(dir, 'nope.tar'))).rejects.toThrow(/nope.tar: no such file/);
     await expect(importArchive(store, dir)).rejects.toThrow(/is a directory, not a tar file/);
