@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { Store } from '../../src';
 import { runCli, tmpDir, rmrf } from '../helpers/cli';
-import { makeImage, makeLayer, ociImageArchive, ociArchive, dockerArchive, imageBlobs, blobEntry, indexDoc, compress } from '../unit/archive/import-fixtures';
+import { makeImage, makeLayer, ociImageArchive, ociArchive, dockerArchive, imageBlobs, blobEntry, indexDoc, compress, ownStderr } from '../unit/archive/import-fixtures';
 
 describe('imgtool load (CLI)', () => {
   let dir: string;
@@ -23,7 +23,7 @@ describe('imgtool load (CLI)', () => {
     const img = makeImage({ oci: false, layers: [makeLayer({ a: 'b' }, 'none', false)] });
     const f = file('d.tar', dockerArchive([{ img, repoTags: ['busybox:latest', 'busybox:1'] }]));
     const r = await runCli(['load', '-i', f], { root });
-    expect(r.stderr).toBe('');
+    expect(ownStderr(r.stderr)).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^loaded docker.io\/library\/busybox:latest sha256:[0-9a-f]{12} linux\/amd64$/m);
     expect(r.stdout).toMatch(/^loaded docker.io\/library\/busybox:1 /m);
@@ -52,12 +52,12 @@ describe('imgtool load (CLI)', () => {
     for (const flag of ['--strict', '--all-platforms']) {
       const s = await runCli(['load', '-i', f, flag], { root });
       expect(s.code).not.toBe(0);
-      expect(s.stderr).toMatch(/^imgtool: error: x.io\/m:1: 1 manifest\(s\) of index .* not in the archive \(partial\): linux\/arm64 sha256:[0-9a-f]{64}; nothing loaded\n$/);
+      expect(ownStderr(s.stderr)).toMatch(/^imgtool: error: x.io\/m:1: 1 manifest\(s\) of index .* not in the archive \(partial\): linux\/arm64 sha256:[0-9a-f]{64}; nothing loaded\n$/);
     }
     expect(JSON.parse((await runCli(['images', '--json'], { root })).stdout)).toEqual([]);
     const ok = await runCli(['load', '-i', f], { root });
     expect(ok.code).toBe(0);
-    expect(ok.stderr).toMatch(/^imgtool: warning: x.io\/m:1: 1 manifest\(s\) .* \(partial\)/m);
+    expect(ownStderr(ok.stderr)).toMatch(/^imgtool: warning: x.io\/m:1: 1 manifest\(s\) .* \(partial\)/m);
     expect(ok.stdout).toMatch(/^loaded x.io\/m:1 sha256:[0-9a-f]{12} linux\/amd64 \(partial: linux\/arm64 absent\)$/m);
   });
 
@@ -66,7 +66,7 @@ describe('imgtool load (CLI)', () => {
     const f = file('t.tar', ociArchive([{ ...img.manifest.desc, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }], imageBlobs(img)));
     const none = await runCli(['load', '-i', f], { root });
     expect(none.code).toBe(0);
-    expect(none.stderr).toMatch(/warning: image sha256:[0-9a-f]{64} has no usable name: its org.opencontainers.image.ref.name "v1" is only a tag \(give --base-name\); skipped/);
+    expect(ownStderr(none.stderr)).toMatch(/warning: image sha256:[0-9a-f]{64} has no usable name: its org.opencontainers.image.ref.name "v1" is only a tag \(give --base-name\); skipped/);
     const r = await runCli(['load', '-i', f, '--base-name', 'reg.local/app', '--digests', '--index-name', 'reg.local/app:all'], { root });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('loaded reg.local/app:v1 ');
@@ -79,7 +79,7 @@ describe('imgtool load (CLI)', () => {
     const f = file('l.tar', ociImageArchive(img, 'x.io/l:1'));
     const bad = await runCli(['load', '-i', f, '--lease', 'nope'], { root });
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/lease "nope" not found/);
+    expect(ownStderr(bad.stderr)).toMatch(/lease "nope" not found/);
     expect((await runCli(['lease', 'create', '--id', 'keep'], { root })).code).toBe(0);
     expect((await runCli(['load', '-i', f, '--lease', 'keep'], { root })).code).toBe(0);
     const s = Store.open(root);
@@ -100,6 +100,6 @@ describe('imgtool load (CLI)', () => {
     const gz = zlib.gzipSync(ociImageArchive(makeImage(), 'x.io/a:1'));
     const r = await runCli(['load'], { root, input: gz.subarray(0, gz.length - 20) });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/^imgtool: error: stdin: gzip stream is truncated \(unexpected end of file\)\n$/);
+    expect(ownStderr(r.stderr)).toMatch(/^imgtool: error: stdin: gzip stream is truncated \(unexpected end of file\)\n$/);
   });
 });

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { Store } from '../../src';
 import { runCli, tmpDir, rmrf } from '../helpers/cli';
 import { requirePeer } from '../helpers/peers';
-import { makeImage, makeLayer, indexDoc, Image } from '../unit/archive/import-fixtures';
+import { makeImage, makeLayer, indexDoc, Image, ownStderr } from '../unit/archive/import-fixtures';
 
 const run = promisify(execFile);
 
@@ -51,7 +51,7 @@ describe('skopeo-produced archives load into imgtool', () => {
   async function load(file: string, extra: string[] = []) {
     const root = path.join(dir, `store-${path.basename(file)}-${Math.random().toString(36).slice(2)}`);
     const r = await runCli(['load', '-i', file, '--json', ...extra], { root });
-    expect(r.stderr).toBe('');
+    expect(ownStderr(r.stderr)).toBe('');
     expect(r.code).toBe(0);
     return { root, result: JSON.parse(r.stdout) };
   }
@@ -116,7 +116,7 @@ describe('skopeo-produced archives load into imgtool', () => {
     // Save back and check the archive offline.
     const back = path.join(dir, `back.${label}.tar`);
     const s = await runCli(['save', '-o', back, name], { root });
-    expect(s.stderr).toBe('');
+    expect(ownStderr(s.stderr)).toBe('');
     expect(s.code).toBe(0);
     const v = await runCli(['verify', back, '--json']);
     expect(v.code).toBe(0);
@@ -133,7 +133,7 @@ describe('skopeo-produced archives load into imgtool', () => {
     const root = path.join(dir, 'store-bare');
     const none = await runCli(['load', '-i', f], { root });
     expect(none.code).toBe(0);
-    expect(none.stderr).toMatch(/only a tag/);
+    expect(ownStderr(none.stderr)).toMatch(/only a tag/);
     const named = await runCli(['load', '-i', f, '--base-name', 'registry.local/b', '--digests', '--json'], { root });
     expect(named.code).toBe(0);
     expect(JSON.parse(named.stdout).images[0].names).toEqual(['registry.local/b:v7', `registry.local/b@${b.manifest.digest}`]);

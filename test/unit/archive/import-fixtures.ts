@@ -179,3 +179,11 @@ export function dockerArchive(images: Array<{ img: Image; repoTags: string[] | n
   const repos: TarEntry = { name: 'repositories', data: '{}' };
   return tar(opts.manifestFirst ? [man, ...entries, repos] : [...entries, repos, man]);
 }
+
+/**
+ * stderr of a CLI run without Node process warnings (oclif emits one when another engineer's
+ * command file is mid-rebuild in dist/): what imgtool itself printed.
+ */
+export function ownStderr(stderr: string): string {
+  return stderr.replace(/^\(node:\d+\) Warning:[\s\S]*?^\(Use `node --trace-warnings[^\n]*\n/gm, '');
+}
