@@ -120,7 +120,11 @@ class FileOutput implements ArchiveOutput {
   private tmp: string | undefined;
   private pending: Buffer[] = [];
   private pendingLen = 0;
+  private offset = 0;
+  private readonly inflight = new Set<Promise<void>>();
+  private writeError: unknown;
   private static readonly BATCH = 4 * 1024 * 1024;
+  private static readonly DEPTH = 2;
 
   constructor(private readonly file: string) {
     this.label = file;
@@ -157,17 +161,37 @@ class FileOutput implements ArchiveOutput {
     if (this.pendingLen >= FileOutput.BATCH) await this.flush();
   }
 
+  /**
+   * Start writing what is pending at the next offset. Up to DEPTH writes are in flight
+   * at once (positional, so order does not matter), overlapping the disk with reading
+   * and hashing the next blob; returns once another write may start.
+   */
   private async flush(): Promise<void> {
+    if (this.writeError) throw this.writeError;
     if (!this.pendingLen) return;
     // Many tiny pieces (tar headers of small blobs): one buffer keeps writev under IOV_MAX.
     const chunks = this.pending.length > 256 ? [Buffer.concat(this.pending)] : this.pending;
+    const pos = this.offset;
+    this.offset += this.pendingLen;
     this.pending = [];
     this.pendingLen = 0;
-    await writevAll(this.fd!, chunks);
+    const w = writevAll(this.fd!, chunks, pos).catch((e) => {
+      this.writeError ??= e;
+    });
+    this.inflight.add(w);
+    void w.finally(() => this.inflight.delete(w));
+    while (this.inflight.size >= FileOutput.DEPTH) await Promise.race(this.inflight);
+    if (this.writeError) throw this.writeError;
+  }
+
+  private async drain(): Promise<void> {
+    await this.flush();
+    while (this.inflight.size) await Promise.race(this.inflight);
+    if (this.writeError) throw this.writeError;
   }
 
   async commit(): Promise<void> {
-    await this.flush();
+    await this.drain();
     const fd = this.fd!;
     await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
     this.fd = undefined;
@@ -179,6 +203,8 @@ class FileOutput implements ArchiveOutput {
 
   async abort(): Promise<void> {
     this.pending = [];
+    // Let writes in flight settle before the fd is closed under them.
+    while (this.inflight.size) await Promise.race(this.inflight);
     if (this.fd !== undefined) {
       const fd = this.fd;
       this.fd = undefined;
@@ -191,11 +217,13 @@ class FileOutput implements ArchiveOutput {
   }
 }
 
-function writevAll(fd: number, chunks: Buffer[]): Promise<void> {
+function writevAll(fd: number, chunks: Buffer[], position: number): Promise<void> {
   return new Promise((resolve, reject) => {
+    let pos = position;
     const go = (bufs: Buffer[]) => {
-      fs.writev(fd, bufs, (err, n) => {
+      fs.writev(fd, bufs, pos, (err, n) => {
         if (err) return reject(err);
+        pos += n;
         let skip = n;
         const rest: Buffer[] = [];
         for (const c of bufs) {

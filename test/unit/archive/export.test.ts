@@ -355,6 +355,24 @@ describe('saveImages', () => {
     await expect(saveImages(store, ['a:1'], { output: broken, host })).rejects.toThrow(/closed before the archive was complete/);
   });
 
+  it('a file written in many overlapping batches equals the streamed bytes', async () => {
+    const big = Buffer.alloc(13 * 1024 * 1024 + 4321);
+    for (let i = 0; i < big.length; i += 32) Buffer.from(sha256(String(i)).slice(7), 'hex').copy(big, i);
+    const img = await addImage(store, { layers: [{ 'big.bin': big }, { small: 'x' }], compression: 'none', label: 'big' });
+    store.images.put('docker.io/library/big:1', img.manifest);
+    await saveImages(store, ['big:1'], { output: file('big.tar'), host });
+    const sink = new PassThrough();
+    const got = collect(sink);
+    await saveImages(store, ['big:1'], { output: sink, host });
+    const streamed = await got;
+    const written = fs.readFileSync(file('big.tar'));
+    expect(written.length).toBe(streamed.length);
+    expect(written.equals(streamed)).toBe(true);
+    const entries = await readTar(written);
+    const layer = entries.find((e) => e.name === `blobs/sha256/${img.layers[0].desc.digest.slice(7)}`)!;
+    expect(sha256(layer.data)).toBe(img.layers[0].desc.digest);
+  });
+
   it('holds every written blob for the lease', async () => {
     const a = await simple('a:1', 'a');
     const held: string[] = [];
