@@ -240,12 +240,12 @@ async function main() {
     runsOf[op] = (runsOf[op] ?? 0) + 1;
     // Every 4th run of an operation goes uncut: it re-measures the duration and gives
     // completed commands whose results must survive later kills. Otherwise the kill
-    // lands anywhere from late start-up to past the longest duration seen (a fifth
+    // lands anywhere from late start-up to the typical duration of uncut runs (a fifth
     // of kills anywhere from the very start).
     let at;
     if (runsOf[op] % 4 !== 0) {
       const from = rnd() < 0.2 ? 0 : startup * 0.6;
-      at = Math.floor(from + rnd() * Math.max(calib[op] * 1.2 - from, 50));
+      at = Math.floor(from + rnd() * Math.max(calib[op] - from, 50));
     }
     const r = await run(c.args, { root, killAfterMs: at });
     if (r.killed) {
@@ -259,7 +259,7 @@ async function main() {
       }
       if (stats.kills % o.fsckEvery === 0) await fsckCheck(step);
     } else {
-      calib[op] = Math.max(calib[op], r.ms);
+      if (at === undefined) calib[op] = Math.round(calib[op] * 0.6 + r.ms * 0.4);
       if (r.code !== 0) {
         fail(step, `${c.args.join(' ')} failed`, r);
         continue;
