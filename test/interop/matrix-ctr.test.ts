@@ -7,7 +7,7 @@
  * - ctr's host-platform-only export → imgtool load: partial, same index digest; save → verify.
  * - imgtool save (oci+docker and --format docker) → ctr import WITH unpack (native snapshotter):
  *   complete and unpacked, snapshots keyed by the same chainIDs imgtool computes, and containerd's
- *   merged tree equals `imgtool unpack` + `export-rootfs` (whiteouts, opaque dirs, zstd, plain).
+ *   merged tree equals `imgtool export-rootfs` (whiteouts, opaque dirs, hard links, zstd).
  * - imgtool save --compression zstd / --format docker --compression gzip → ctr import with unpack.
  * - imgtool kind load of the shared-diffID images (other blobs, same diffIDs and config) into the
  *   live containerd after the base image: delta, complete, unpacked.
@@ -22,7 +22,7 @@ import { closure } from '../../src/builder';
 import { Manifest } from '../../src/images/types';
 import {
   BASE_EXPECTED_PATHS, HOST_STR, MatrixFixtures, FixtureImage, buildMatrixFixtures, chainIds, diffTrees, imgtool, imgtoolJson,
-  scanTree, storeImages,
+  scanTree,
 } from './matrix-fixtures';
 
 interface Inspected {
@@ -68,10 +68,15 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
     return parseImagesCheck(await ctr(sock, ['images', 'check', ...(snapshotter ? ['--snapshotter', snapshotter] : [])], { namespace: ns }));
   }
 
-  /** Directory holding containerd's native snapshot `chainId` (a read-only view of it). */
+  /**
+   * Directory of containerd's committed native snapshot `chainId`: the source of a read-only view's
+   * bind mount. The view itself is removed at once (nothing holds it, so containerd's GC may do that
+   * too); the committed snapshot stays, held by the unpacked image.
+   */
   async function nativeSnapshotDir(ns: string, chainId: string, key: string): Promise<string> {
     await ctr(sock, ['snapshots', '--snapshotter', 'native', 'view', key, chainId], { namespace: ns });
     const m = (await ctr(sock, ['snapshots', '--snapshotter', 'native', 'mounts', '/nonexistent', key], { namespace: ns })).match(/mount -t bind (\S+) /);
+    await ctr(sock, ['snapshots', '--snapshotter', 'native', 'rm', key], { namespace: ns }).catch(() => undefined);
     if (!m) throw new Error(`no bind mount for native snapshot ${chainId}`);
     return m[1];
   }
@@ -91,7 +96,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
     // every image complete; every blob of every platform (and attestation) is in containerd
     const rows = await check(ns);
     expect(rows.length).toBe(listed.length);
-    for (const r of rows) expect({ name: r.name, status: r.status, complete: r.complete, all: r.present === r.total }).toEqual({ name: r.name, status: 'complete', complete: true, all: true });
+    for (const r of rows) expect({ name: r.name, status: r.status, complete: r.complete, all: r.total !== undefined && r.present === r.total }).toEqual({ name: r.name, status: 'complete', complete: true, all: true });
     const content = new Set(parseContentLs(await ctr(sock, ['content', 'ls'], { namespace: ns })).map((b) => b.digest));
     for (const i of imgs()) for (const d of closure(fx.blobs, i.target)) expect({ image: i.key, blob: d.digest, present: content.has(d.digest) }).toEqual({ image: i.key, blob: d.digest, present: true });
 
@@ -106,11 +111,10 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
     // … every platform and attestation of the index is there; saved again, the archive verifies
     // strictly and lists the original names and digests
     const resaved = path.join(dir, 'resaved.tar');
-    const [multi, images] = await Promise.all([
+    const [multi] = await Promise.all([
       imgtoolJson<Inspected>(root2, ['inspect', 'multi:1']),
-      imgtool(root2, ['save', '-o', resaved, ...fx.names]).then(() => storeImages(root2)),
+      imgtool(root2, ['save', '-o', resaved, ...fx.names]),
     ]);
-    expect(Object.entries(images).sort()).toEqual(nameDigests().sort());
     expect(multi.absent).toEqual([]);
     expect(multi.platforms.sort()).toEqual(fx.images.multi.manifests.map((m) => m.platform.split('/').slice(0, 2).join('/')).sort());
     expect(multi.manifests.filter((m) => m.attestation)).toHaveLength(fx.images.multi.attestations);
@@ -149,7 +153,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
     expect(s.stdout).toContain(v.images[0].digest);
   });
 
-  it('save → ctr import WITH unpack (native): complete, unpacked, same chainIDs, same merged trees as imgtool unpack', async () => {
+  it('save → ctr import WITH unpack (native): complete, unpacked, same chainIDs, same merged trees as imgtool export-rootfs', async () => {
     if (!HAVE) return;
     const ns = 'unpack';
     const out = await ctr(sock, ['images', 'import', '--snapshotter', 'native', all], { namespace: ns });
@@ -160,15 +164,14 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
     const snaps = (await ctr(sock, ['snapshots', '--snapshotter', 'native', 'ls'], { namespace: ns })).split('\n').map((l) => l.split(/\s+/)[0]);
     for (const i of imgs()) for (const c of chainIds(i.host.diffIds)) expect({ image: i.key, chainId: c, present: snaps.includes(c) }).toEqual({ image: i.key, chainId: c, present: true });
 
-    // containerd's merged tree vs imgtool's (unpack, then export-rootfs from the snapshots)
-    await Promise.all((['base', 'zst', 'plain'] as const).map(async (key) => {
+    // containerd's merged tree vs imgtool's export-rootfs (layers applied without snapshots here;
+    // matrix-umoci covers `imgtool unpack` and export from snapshots)
+    await Promise.all((['base', 'zst'] as const).map(async (key) => {
       const img = fx.images[key];
       const top = chainIds(img.host.diffIds).pop()!;
-      const u = await imgtoolJson<{ chainId: string }>(fx.root, ['unpack', img.names[0]]);
-      expect(u.chainId).toBe(top);
       const mine = path.join(dir, `rootfs-${key}`);
       const e = await imgtool(fx.root, ['export-rootfs', img.names[0], '--dir', mine]);
-      expect(e.stdout).toContain('from snapshots');
+      expect(e.stdout).toContain('layers applied');
       const theirs = await nativeSnapshotDir(ns, top, `view-${key}`);
       const a = scanTree(mine);
       const b = scanTree(theirs);
@@ -177,7 +180,6 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
         expect(fs.readFileSync(path.join(theirs, 'etc/hard'), 'utf8')).toBe('ID=matrix\nVERSION_ID=1\n');
       }
       expect({ image: key, differences: diffTrees(a, b) }).toEqual({ image: key, differences: [] });
-      await ctr(sock, ['snapshots', '--snapshotter', 'native', 'rm', `view-${key}`], { namespace: ns });
     }));
   });
 

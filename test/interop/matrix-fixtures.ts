@@ -65,12 +65,6 @@ export async function imgtoolJson<T = any>(root: string, args: string[], env?: R
   }
 }
 
-/** `name → digest` of every image in the store (`imgtool images --json`). */
-export async function storeImages(root: string): Promise<Record<string, string>> {
-  const list = await imgtoolJson<Array<{ name: string; digest: string }>>(root, ['images']);
-  return Object.fromEntries(list.map((i) => [i.name, i.digest]));
-}
-
 // ---------------------------------------------------------------------------------------------
 // fixtures
 
@@ -220,7 +214,7 @@ function fixture(blobs: BlobDir, key: string, names: string[], built: Built, com
 
 /**
  * Build the fixture set under `dir` (blob dir `dir/fx`, archive `dir/fixtures.tar`) and load it
- * into a new store `dir/store` with `imgtool load`.
+ * into a new store `dir/store` with `imgtool load --no-unpack`.
  */
 export async function buildMatrixFixtures(dir: string): Promise<MatrixFixtures> {
   const blobs = new BlobDir(path.join(dir, 'fx'));
@@ -266,7 +260,8 @@ export async function buildMatrixFixtures(dir: string): Promise<MatrixFixtures> 
   const archive = path.join(dir, 'fixtures.tar');
   await writeOciArchive(blobs, archive, { images: Object.values(images).map((i) => ({ target: i.target, names: i.names })) });
   const root = path.join(dir, 'store');
-  await imgtool(root, ['load', '-i', archive]);
+  // content only: the matrix unpacks explicitly (`imgtool unpack`) or exports by applying layers
+  await imgtool(root, ['load', '--no-unpack', '-i', archive]);
   return { dir, blobs, archive, root, images, names: Object.values(images).flatMap((i) => i.names) };
 }
 
