@@ -1,5 +1,5 @@
-import { ImgtoolCommand, Flags, importArchive, withCommandLease, fmtBytes, shortDigest, InvalidArgumentError } from '../src/index';
-import type { ImportResult } from '../src/index';
+import { ImgtoolCommand, Flags, loadArchive, withCommandLease, fmtBytes, shortDigest, InvalidArgumentError } from '../src/index';
+import type { LoadResult } from '../src/index';
 
 export default class Load extends ImgtoolCommand<typeof Load> {
   static override description = `Load a Docker or OCI archive (plain, gzip or zstd) into the store.
@@ -15,8 +15,10 @@ io.containerd.image.name, a full org.opencontainers.image.ref.name, BASE:TAG wit
 Docker RepoTags; --digests also adds NAME@DIGEST (or BASE@DIGEST, default import-YYYY-MM-DD).
 All-or-nothing: a failed load registers nothing.
 
-Content only for now: unpacking into snapshots lands with snapshots, so every load behaves as
---no-unpack (and --discard-layers has nothing to discard).`;
+Then unpacks the host platform (or each --platform) of every image into snapshots, keyed by
+chainID, verifying each layer's diffID; --no-unpack stores content only. --discard-layers then
+deletes each compressed layer blob, but only after rebuilding that layer from the committed
+snapshot has been verified to give its diffID (save rebuilds it when needed).`;
 
   static override examples = [
     '<%= config.bin %> load -i busybox.tar',
@@ -27,7 +29,7 @@ Content only for now: unpacking into snapshots lands with snapshots, so every lo
 
   static override flags = {
     input: Flags.string({ char: 'i', description: 'archive to read, or - for stdin [default: stdin]' }),
-    'no-unpack': Flags.boolean({ default: false, description: 'store content only, do not unpack into snapshots (currently always the case)' }),
+    'no-unpack': Flags.boolean({ default: false, description: 'store content only, do not unpack into snapshots' }),
     'discard-layers': Flags.boolean({ default: false, description: 'after unpacking, delete layer blobs that can be rebuilt from snapshots (needs unpacking)' }),
     platform: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'only this platform (os/arch[/variant]); repeatable; its absence is an error', exclusive: ['all-platforms'] }),
     'all-platforms': Flags.boolean({ default: false, description: 'every platform an index lists must be in the archive' }),
@@ -44,7 +46,9 @@ Content only for now: unpacking into snapshots lands with snapshots, so every lo
     const input = f.input ?? '-';
     if (input === '-' && process.stdin.isTTY) throw new InvalidArgumentError('no archive given: use -i FILE, or pipe one on stdin');
     const result = await withCommandLease(this.store, f.lease, (lease) =>
-      importArchive(this.store, input, {
+      loadArchive(this.store, input, {
+        unpack: !f['no-unpack'],
+        discardLayers: f['discard-layers'],
         platforms: f.platform,
         allPlatforms: f['all-platforms'],
         strict: f.strict,
@@ -55,19 +59,23 @@ Content only for now: unpacking into snapshots lands with snapshots, so every lo
         progress: this.progress,
       }),
     );
-    if (f['discard-layers']) result.warnings.push('--discard-layers: nothing unpacked, so every layer blob is kept (unpacking lands with snapshots)');
-    for (const w of result.warnings) this.warn_(w);
+    for (const w of result.warnings) if (!w.includes(': not unpacked: ')) this.warn_(w);
     if (f.json) return this.outJSON(result);
     for (const l of summary(result)) this.out(l);
   }
 }
 
-function summary(r: ImportResult): string[] {
+function summary(r: LoadResult): string[] {
   const lines: string[] = [];
   for (const i of r.images) {
     const plats = i.platforms.length ? i.platforms.join(',') : '-';
     const partial = i.partial ? ` (partial: ${i.absent.map((a) => a.platform ?? shortDigest(a.digest)).join(',')} absent)` : '';
     for (const n of i.names) lines.push(`loaded ${n} ${shortDigest(i.digest)} ${plats}${partial}`);
+  }
+  for (const u of r.unpacked) {
+    const applied = u.layers.filter((l) => l.applied).length;
+    const freed = u.discarded ? `; discarded ${u.discarded.filter((d) => d.freed > 0).length} layer blob(s), ${fmtBytes(u.discarded.reduce((n, d) => n + d.freed, 0))} freed` : '';
+    lines.push(`unpacked ${u.image}${u.platform ? ` ${u.platform}` : ''}: ${u.layers.length} layer(s), ${applied} applied, ${u.layers.length - applied} already present${freed}`);
   }
   if (r.index) lines.push(`loaded ${r.index.name} ${shortDigest(r.index.digest)} (whole index)`);
   const skipped = r.skipped.length ? `, ${r.skipped.length} skipped (no name)` : '';

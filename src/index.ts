@@ -62,3 +62,5 @@ export { openArchiveInput } from './archive/input';
 export type { ArchiveInput, ArchiveInputSource } from './archive/input';
 export { namesForImage, defaultDigestBase, checkBaseName } from './archive/naming';
 export type { NamingOptions, NameInput, NameResult } from './archive/naming';
+export { loadArchive } from './archive/load';
+export type { LoadOptions, LoadResult } from './archive/load';

@@ -63,6 +63,8 @@ export interface ImportResult {
   blobs: { count: number; bytes: number };
   /** Input bytes read. */
   bytes: number;
+  /** What each registered name pointed at before this load (undefined: new name); lets a caller undo the load. */
+  previous: Array<{ name: string; target?: Descriptor }>;
 }
 
 /** A BlobSink that ingests into the content store (hashing once, verifying while streaming). */
@@ -135,7 +137,7 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
   // Names for each image.
   const result: ImportResult = {
     source: scan.label, format: resolved.format, compression: scan.compression, images: [], skipped: [], warnings,
-    blobs: { count: scan.blobs.size, bytes: [...scan.blobs.values()].reduce((n, f) => n + f.size, 0) }, bytes: scan.bytes,
+    blobs: { count: scan.blobs.size, bytes: [...scan.blobs.values()].reduce((n, f) => n + f.size, 0) }, bytes: scan.bytes, previous: [],
   };
   const registrations: Array<{ name: string; target: Descriptor }> = [];
   const owner = new Map<string, string>();
@@ -193,6 +195,7 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
       throw new MissingContentError(`${missing.length} blob(s) vanished from the store during the load (pruned?); nothing loaded`, missing);
     }
     for (const v of variants.values()) store.variants.record(v);
+    result.previous = registrations.map((r) => ({ name: r.name, target: store.images.get(r.name)?.target }));
     for (const r of registrations) store.images.put(r.name, r.target, opts.lease);
   });
   return result;

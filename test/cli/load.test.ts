@@ -91,9 +91,48 @@ describe('imgtool load (CLI)', () => {
     }
   });
 
-  it('--help says load stores content only until snapshots land', async () => {
-    const h = await runCli(['load', '--help']);
-    expect(h.stdout).toMatch(/unpacking into snapshots lands with snapshots/);
+  it('unpacks by default, not with --no-unpack; --discard-layers frees blobs and save rebuilds them', async () => {
+    const img = makeImage({ layers: [makeLayer({ 'etc/a': 'one\n' }, 'gzip'), makeLayer({ 'etc/b': 'two\n' }, 'zstd')] });
+    const f = file('u.tar', ociImageArchive(img, 'x.io/u:1'));
+    const noUnpack = await runCli(['load', '--no-unpack', '-i', f], { root: path.join(dir, 'r1') });
+    expect(noUnpack.code).toBe(0);
+    expect(noUnpack.stdout).not.toMatch(/^unpacked/m);
+    expect(JSON.parse((await runCli(['snapshots', '--json'], { root: path.join(dir, 'r1') })).stdout)).toEqual([]);
+
+    const r = await runCli(['load', '-i', f], { root });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^unpacked x\.io\/u:1 linux\/amd64: 2 layer\(s\), 2 applied, 0 already present$/m);
+    const snaps = JSON.parse((await runCli(['snapshots', '--json'], { root })).stdout);
+    expect(snaps).toHaveLength(2);
+
+    const d = await runCli(['load', '--discard-layers', '-i', f], { root: path.join(dir, 'r2') });
+    expect(ownStderr(d.stderr)).toBe('');
+    expect(d.code).toBe(0);
+    expect(d.stdout).toMatch(/discarded 2 layer blob\(s\)/);
+    const store = Store.open(path.join(dir, 'r2'));
+    try {
+      for (const l of img.layers) expect(store.content.has(l.digest)).toBe(false);
+    } finally {
+      store.close();
+    }
+    const out = path.join(dir, 'out.tar');
+    const s = await runCli(['save', '-o', out, 'x.io/u:1'], { root: path.join(dir, 'r2') });
+    expect(s.code).toBe(0);
+    expect((await runCli(['verify', out])).code).toBe(0);
+  });
+
+  it('a layer whose bytes do not give the config diffID fails the load and registers nothing', async () => {
+    const good = makeLayer({ 'etc/a': 'real\n' }, 'gzip');
+    const liar = { ...good, diffId: makeLayer({ 'etc/a': 'claimed\n' }, 'gzip').diffId };
+    const img = makeImage({ layers: [liar] });
+    const f = file('bad.tar', ociImageArchive(img, 'x.io/bad:1'));
+    const r = await runCli(['load', '-i', f], { root });
+    expect(r.code).not.toBe(0);
+    expect(ownStderr(r.stderr)).toMatch(/^imgtool: error: .*diff ?id/i);
+    const imgs = await runCli(['images', '--json'], { root });
+    expect(JSON.parse(imgs.stdout)).toEqual([]);
+    // Content-only loads do not decompress layers, so the same archive loads with --no-unpack.
+    expect((await runCli(['load', '--no-unpack', '-i', f], { root })).code).toBe(0);
   });
 
   it('a gzip-wrapped truncated archive on stdin fails with one line', async () => {
