@@ -31,8 +31,10 @@ export interface LayerRequest {
 
 /**
  * Produces a layer blob for `save` before the first byte of the archive is written.
- * Called for every layer that is absent from the content store and for every layer
- * when a compression other than `keep` is wanted.
+ * Called (once per layer digest and compression) for every layer that is absent from the
+ * content store, and, when a compression other than `keep` is wanted, for every layer not
+ * already present in that compression. Non-layer blobs and layers listed in `omitBlobs`
+ * under `keep` are never asked for.
  *
  * Returns a descriptor of a blob that is PRESENT in the content store (the same
  * descriptor, or a new one with another digest/size/media type, e.g. converted from
