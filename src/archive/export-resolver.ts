@@ -33,7 +33,7 @@ export interface LayerRequest {
  * Produces a layer blob for `save` before the first byte of the archive is written.
  * Called (once per layer digest and compression) for every layer that is absent from the
  * content store, and, when a compression other than `keep` is wanted, for every layer not
- * already present in that compression. Non-layer blobs and layers listed in `omitBlobs`
+ * already present in that compression. Present non-layer blobs and layers in `omitBlobs`
  * under `keep` are never asked for.
  *
  * Returns a descriptor of a blob that is PRESENT in the content store (the same
