@@ -69,16 +69,16 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   }
 
   /**
-   * Directory of containerd's committed native snapshot `chainId`: the source of a read-only view's
-   * bind mount. The view itself is removed at once (nothing holds it, so containerd's GC may do that
-   * too); the committed snapshot stays, held by the unpacked image.
+   * Directory of containerd's committed native snapshot `chainId`: the source of the bind mount of a
+   * read-only view, read in the same ctr call that creates the view (nothing holds the view, so
+   * containerd's GC may remove it at any time; the committed snapshot stays, held by the image).
    */
   async function nativeSnapshotDir(ns: string, chainId: string, key: string): Promise<string> {
-    await ctr(sock, ['snapshots', '--snapshotter', 'native', 'view', key, chainId], { namespace: ns });
-    const m = (await ctr(sock, ['snapshots', '--snapshotter', 'native', 'mounts', '/nonexistent', key], { namespace: ns })).match(/mount -t bind (\S+) /);
+    const out = await ctr(sock, ['snapshots', '--snapshotter', 'native', 'view', '--mounts', key, chainId], { namespace: ns });
+    const mounts = JSON.parse(out) as Array<{ Type: string; Source: string }>;
+    if (mounts.length !== 1 || mounts[0].Type !== 'bind') throw new Error(`native snapshot ${chainId}: unexpected mounts ${out}`);
     await ctr(sock, ['snapshots', '--snapshotter', 'native', 'rm', key], { namespace: ns }).catch(() => undefined);
-    if (!m) throw new Error(`no bind mount for native snapshot ${chainId}`);
-    return m[1];
+    return mounts[0].Source;
   }
 
   it('save → ctr import --no-unpack --all-platforms --digests → check complete → ctr export → load: same digests; save → verify', async () => {
