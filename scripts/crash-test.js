@@ -22,7 +22,7 @@ const BIN = path.join(REPO, 'bin', 'run.js');
 const DIST = path.join(REPO, 'dist');
 
 function parseArgs(argv) {
-  const o = { seed: 1, kills: 100, layerMib: 6, fsckEvery: 1, root: undefined, keep: false, verbose: false };
+  const o = { seed: 1, kills: 100, layerMib: 16, fsckEvery: 1, root: undefined, keep: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => argv[++i];
@@ -186,7 +186,14 @@ async function main() {
   if (second.code === 0) completedImages.add('crash.local/b:1');
   const imgs = () => [...completedImages];
   const mkArgs = (op) => {
+    if (['save', 'convert', 'unpack', 'rmi'].includes(op) && imgs().length === 0) op = 'load';
     switch (op) {
+      case 'rmi': {
+        // Not killed: removes a name so prune really deletes content and later loads,
+        // converts and unpacks have real work to do.
+        const img = pick(imgs());
+        return { args: ['rmi', img], removes: img, uncut: true };
+      }
       case 'load': {
         const which = rnd() < 0.5 ? 'a' : 'b';
         const a = ['load', '-i', archives[which]];
@@ -229,21 +236,21 @@ async function main() {
   console.log(`crash-test: CLI start-up ${startup} ms`);
 
   const weights = { load: 3, save: 3, convert: 2, unpack: 2, prune: 2 };
-  const bag = enabled.flatMap((op) => Array(weights[op]).fill(op));
+  const bag = [...enabled.flatMap((op) => Array(weights[op]).fill(op)), ...(hasCommand('rmi') ? ['rmi'] : [])];
   const runsOf = {};
   let step = 0;
   const t0 = Date.now();
   while (stats.kills < o.kills) {
     step++;
-    const op = pick(bag);
-    const c = mkArgs(op);
+    const c = mkArgs(pick(bag));
+    const op = c.args[0];
     runsOf[op] = (runsOf[op] ?? 0) + 1;
     // Every 4th run of an operation goes uncut: it re-measures the duration and gives
     // completed commands whose results must survive later kills. Otherwise the kill
     // lands anywhere from late start-up to the typical duration of uncut runs (a fifth
     // of kills anywhere from the very start).
     let at;
-    if (runsOf[op] % 4 !== 0) {
+    if (!c.uncut && runsOf[op] % 4 !== 0) {
       const from = rnd() < 0.2 ? 0 : startup * 0.6;
       at = Math.floor(from + rnd() * Math.max(calib[op] - from, 50));
     }
@@ -259,13 +266,14 @@ async function main() {
       }
       if (stats.kills % o.fsckEvery === 0) await fsckCheck(step);
     } else {
-      if (at === undefined) calib[op] = Math.round(calib[op] * 0.6 + r.ms * 0.4);
+      if (at === undefined && calib[op]) calib[op] = Math.round(calib[op] * 0.6 + r.ms * 0.4);
       if (r.code !== 0) {
         fail(step, `${c.args.join(' ')} failed`, r);
         continue;
       }
-      stats.completed[op]++;
+      stats.completed[op] = (stats.completed[op] ?? 0) + 1;
       (c.names ?? []).forEach((n) => completedImages.add(n));
+      if (c.removes) completedImages.delete(c.removes);
       if (c.out) {
         stats.savesChecked++;
         await verifyArchive(c.out, step, 'completed save');
