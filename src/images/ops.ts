@@ -10,8 +10,10 @@ export interface ImageSummary {
   digest: string;
   mediaType: string;
   platforms: string[];
-  /** Some index entries are absent from the store. */
+  /** Some index entries are absent from the store, or a layer can be neither read nor rebuilt. */
   partial: boolean;
+  /** Layers whose blob is absent but rebuildable from a snapshot (after `load --discard-layers`). */
+  rebuildable: number;
   /** Bytes of every present blob of the image's closure. */
   size: number;
   created: string;
@@ -21,12 +23,25 @@ export async function summarizeImage(store: Store, rec: ImageRecord): Promise<Im
   const w = await walkImage(contentSource(store.content), rec.target);
   let size = 0;
   for (const b of w.blobs) size += store.content.info(b.digest)?.size ?? 0;
+  // A discarded layer blob is not missing when a reproducible snapshot of its diffID exists.
+  let rebuildable = 0;
+  const missing = w.missing.filter((m) => {
+    if (m.role !== 'layer' || m.index === undefined) return true;
+    const cfg = w.manifests.find((x) => x.desc.digest === m.manifest)?.config;
+    const diffId = cfg?.rootfs?.diff_ids?.[m.index];
+    if (diffId && store.snapshots.forDiffId(diffId).some((s) => s.reproducible)) {
+      rebuildable++;
+      return false;
+    }
+    return true;
+  });
   return {
     name: rec.name,
     digest: rec.target.digest,
     mediaType: rec.target.mediaType,
     platforms: platformsOf(w),
-    partial: w.absent.length > 0 || w.missing.length > 0,
+    partial: w.absent.length > 0 || missing.length > 0,
+    rebuildable,
     size,
     created: new Date(rec.createdAt).toISOString(),
   };

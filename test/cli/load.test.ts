@@ -115,6 +115,8 @@ describe('imgtool load (CLI)', () => {
     } finally {
       store.close();
     }
+    const listed = JSON.parse((await runCli(['images', '--json'], { root: path.join(dir, 'r2') })).stdout);
+    expect(listed).toEqual([expect.objectContaining({ name: 'x.io/u:1', partial: false, rebuildable: 2 })]);
     const out = path.join(dir, 'out.tar');
     const s = await runCli(['save', '-o', out, 'x.io/u:1'], { root: path.join(dir, 'r2') });
     expect(s.code).toBe(0);
