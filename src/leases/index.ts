@@ -21,7 +21,7 @@ export interface LeaseInfo {
   expiresAt?: number;
   /** PID of the process holding a process lease. */
   pid?: number;
-  /** `<boot id>:<start ticks>` of that process. */
+  /** `<boot id>:<start ticks>:<pid namespace>` of that process. */
   pidStart?: string;
   /** 'user' leases live until removed or expired; 'process' leases as long as their process. */
   type: 'user' | 'process';

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 /**
  * Process identity for per-process leases: a PID alone is not enough (PIDs are reused),
  * so a lease records the PID plus the process start time from `/proc/<pid>/stat`
- * (field 22, clock ticks since boot) and the boot id, which together identify one
- * process for the life of the machine.
+ * (field 22, clock ticks since boot), the boot id and the PID namespace, which together
+ * identify one process for the life of the machine.
  */
 
 let bootIdCache: string | undefined;
@@ -48,11 +48,28 @@ function readStat(pid: number): ProcStat | undefined | null {
   return parseProcStat(text);
 }
 
-/** `<boot id>:<start ticks>` for a process, or undefined when it does not exist or /proc is unavailable. */
+let pidNsCache: string | undefined;
+
+/** This process's PID namespace (`4026531836` from `pid:[4026531836]`), or '' when unknown. */
+function pidNamespace(): string {
+  if (pidNsCache === undefined) {
+    try {
+      pidNsCache = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))?.[1] ?? '';
+    } catch {
+      pidNsCache = '';
+    }
+  }
+  return pidNsCache;
+}
+
+/**
+ * `<boot id>:<start ticks>:<pid namespace>` for a process (as seen from this PID
+ * namespace), or undefined when it does not exist or /proc is unavailable.
+ */
 export function processStartId(pid: number): string | undefined {
   const st = readStat(pid);
   if (!st) return undefined;
-  return `${bootId()}:${st.startTicks}`;
+  return `${bootId()}:${st.startTicks}:${pidNamespace()}`;
 }
 
 let selfStart: string | undefined | null = null;
@@ -88,12 +105,25 @@ export function isProcessAlive(pid: number, startId: string | null | undefined):
       return (e as NodeJS.ErrnoException).code === 'EPERM';
     }
   }
+  let boot: string | undefined;
+  let ticks: string | undefined;
+  if (startId) {
+    const parts = startId.split(':');
+    boot = parts[0];
+    ticks = parts[1];
+    const ns = parts[2];
+    // Recorded by a process in another PID namespace (another container sharing the
+    // store): its PID means nothing here, so it cannot be judged dead from here.
+    if (ns && pidNamespace() && ns !== pidNamespace()) return true;
+    // Recorded before the last reboot: that process is gone.
+    if (boot && bootId() && boot !== bootId()) return false;
+  }
   const st = readStat(pid);
   if (st === null) return true; // cannot tell: keep (never sweep on doubt)
   if (!st) return false;
   if (st.state === 'Z' || st.state === 'X') return false;
   if (!startId) return true;
-  return `${bootId()}:${st.startTicks}` === startId;
+  return st.startTicks === ticks;
 }
 
 let clkTck = 100;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { Store, sha256, MediaType } from '../../../src';
+import { Store, sha256, MediaType, processStartId } from '../../../src';
 import { prune } from '../../../src/gc';
 import { tmpDir, rmrf, REPO } from '../../helpers/cli';
 import { layer, makeImage, addSnapshots, addVariant, snapshotIds, variantIds, blobIds, fileExists } from './fixture';
@@ -209,10 +209,11 @@ describe('prune', () => {
     const d = await store.content.ingestBuffer(Buffer.from('held by live user lease'));
     store.leases.create({ id: 'expired', expiresInMs: 1 }).attach('content', a.digest);
     const ins = store.meta.db.prepare('INSERT INTO leases (id, labels, created_at, expires_at, pid, pid_start) VALUES (?, NULL, ?, NULL, ?, ?)');
-    ins.run('dead-proc', Date.now(), deadPid(), 'boot:1');
+    const [boot, ticks, ns] = processStartId(process.pid)!.split(':');
+    ins.run('dead-proc', Date.now(), deadPid(), `${boot}:${ticks}:${ns}`);
     store.leases.create({ id: 'tmp' });
     store.meta.db.prepare("INSERT INTO lease_resources VALUES ('dead-proc', 'content', ?)").run(b.digest);
-    ins.run('reused-pid', Date.now(), process.pid, 'not-our-start-time');
+    ins.run('reused-pid', Date.now(), process.pid, `${boot}:${Number(ticks) - 1}:${ns}`);
     store.meta.db.prepare("INSERT INTO lease_resources VALUES ('reused-pid', 'content', ?)").run(c.digest);
     store.leases.create({ id: 'live', expiresInMs: 3_600_000 }).attach('content', d.digest);
     await new Promise((r) => setTimeout(r, 5));

@@ -105,12 +105,22 @@ describe('leases', () => {
     expect(info.type).toBe('process');
     expect(info.pidStart).toBe(processStartId(process.pid));
     expect(leaseIsLive(info)).toBe(true);
+    const [boot, ticks, ns] = info.pidStart!.split(':');
+    expect(boot).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ticks).toMatch(/^\d+$/);
+    expect(ns).toMatch(/^\d+$/);
     // Same PID, different start time: another process.
-    expect(isProcessAlive(process.pid, info.pidStart + '0')).toBe(false);
+    expect(isProcessAlive(process.pid, `${boot}:${Number(ticks) + 1}:${ns}`)).toBe(false);
+    // Recorded before a reboot: gone.
+    expect(isProcessAlive(process.pid, `00000000-0000-0000-0000-000000000000:${ticks}:${ns}`)).toBe(false);
+    // Recorded in another PID namespace (another container): cannot be judged from here, kept.
+    expect(isProcessAlive(999999, `${boot}:1:${Number(ns) + 1}`)).toBe(true);
+    expect(isProcessAlive(999999, `${boot}:1:${ns}`)).toBe(false);
     // A process that has exited.
     const child = spawnSync(process.execPath, ['-e', 'console.log(process.pid)']);
     const deadPid = Number(child.stdout.toString().trim());
-    expect(isProcessAlive(deadPid, 'x:1')).toBe(false);
+    expect(isProcessAlive(deadPid, `${boot}:1:${ns}`)).toBe(false);
+    expect(isProcessAlive(deadPid, undefined)).toBe(false);
     p.release();
     p.release();
     expect(store.leases.get(info.id)).toBeUndefined();
