@@ -197,7 +197,9 @@ async function main() {
       case 'load': {
         const which = rnd() < 0.5 ? 'a' : 'b';
         const a = ['load', '-i', archives[which]];
-        if (rnd() < 0.3) a.push('--no-unpack');
+        const x = rnd();
+        if (x < 0.3) a.push('--no-unpack');
+        else if (x < 0.5) a.push('--discard-layers');
         return { args: a, names: [`crash.local/${which}:1`] };
       }
       case 'save': {
