@@ -133,6 +133,12 @@ describe('imgtool load (CLI)', () => {
     expect(ownStderr(r.stderr)).toMatch(/^imgtool: error: .*diff ?id/i);
     const imgs = await runCli(['images', '--json'], { root });
     expect(JSON.parse(imgs.stdout)).toEqual([]);
+    // A failed load leaves a name it would have moved where it was.
+    const okImg = makeImage({ layers: [makeLayer({ 'etc/a': 'fine\n' }, 'gzip')] });
+    expect((await runCli(['load', '-i', file('ok.tar', ociImageArchive(okImg, 'x.io/bad:1'))], { root })).code).toBe(0);
+    expect((await runCli(['load', '-i', f], { root })).code).not.toBe(0);
+    const after = JSON.parse((await runCli(['images', '--json'], { root })).stdout);
+    expect(after).toEqual([expect.objectContaining({ name: 'x.io/bad:1', digest: okImg.manifest.digest })]);
     // Content-only loads do not decompress layers, so the same archive loads with --no-unpack.
     expect((await runCli(['load', '--no-unpack', '-i', f], { root })).code).toBe(0);
   });
