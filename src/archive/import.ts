@@ -77,7 +77,7 @@ export function storeSink(content: ContentStore, lease?: ResourceHolder): BlobSi
         error = e;
       });
       return {
-        write: (chunk: Buffer) => w.write(chunk),
+        write: (chunk: Buffer, done?: (err?: Error | null) => void) => w.write(chunk, done),
         drained: () =>
           new Promise<void>((resolve, reject) => {
             if (error) return reject(error);

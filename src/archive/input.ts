@@ -24,6 +24,13 @@ export interface ArchiveInput {
   rawBytes(): number;
   /** True when `stream` is the raw input itself (the consumer's byte count is the raw count). */
   passthrough: boolean;
+  /**
+   * For a plain (not compressed) regular file: read up to `buf.length` bytes at `position`
+   * into the caller's buffer (0 at the end), so a consumer can reuse its buffers instead of
+   * taking a new one per chunk from `stream`. A consumer that uses it must not read `stream`,
+   * and destroys `stream` when done (that closes the file).
+   */
+  read?: (buf: Buffer, position: number) => Promise<number>;
 }
 
 const READ_CHUNK = 1024 * 1024;
@@ -64,7 +71,14 @@ async function openFile(file: string): Promise<ArchiveInput> {
     return wrap(p.stream, detectCompression(p.head), undefined, file);
   }
   const raw = fs.createReadStream(file, { fd, start: 0, highWaterMark: READ_CHUNK, autoClose: true });
-  return wrap(raw, detectCompression(head.subarray(0, bytesRead)), st.size, file);
+  const input = wrap(raw, detectCompression(head.subarray(0, bytesRead)), st.size, file);
+  if (input.compression === 'none') {
+    input.read = (buf, position) =>
+      new Promise<number>((resolve, reject) => {
+        fs.read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
+      });
+  }
+  return input;
 }
 
 function wrap(raw: Readable, compression: Compression, total: number | undefined, label: string): ArchiveInput {

@@ -10,9 +10,7 @@
  * extracted by path; symlinks and hard links are resolved at the end, inside the archive.
  */
 import * as posix from 'node:path/posix';
-import * as tar from 'tar-stream';
-
-type TarEntry = AsyncIterable<Buffer> & { header: tar.Header };
+import { finished } from 'node:stream/promises';
 import { Compression, detectCompression } from '../compression/codecs';
 import { Digest, Digester } from '../digest';
 import { MAX_JSON_SIZE } from '../content';
@@ -20,7 +18,8 @@ import {
   DigestMismatchError, ImgtoolError, InvalidArchiveError, SizeMismatchError, UnsafePathError,
 } from '../errors';
 import { Progress } from '../progress';
-import { ArchiveInputSource, describeInputError, openArchiveInput } from './input';
+import { PayloadSink, TarHeader, TarParser, roundUp } from '../snapshots/tar';
+import { ArchiveInput, ArchiveInputSource, describeInputError, openArchiveInput } from './input';
 
 /** A regular file of the archive, identified by its content. */
 export interface ArchiveFile {
@@ -38,8 +37,12 @@ export interface BlobSink {
 }
 
 export interface BlobTarget {
-  /** Returns false when the caller must wait for `drained()` before writing more. */
-  write(chunk: Buffer): boolean;
+  /**
+   * Returns false when the caller must wait for `drained()` before writing more. When
+   * `done` is given, the target calls it once it no longer needs `chunk` (hashed and
+   * written, or dropped after an error): the caller may reuse the chunk's memory then.
+   */
+  write(chunk: Buffer, done?: (err?: Error | null) => void): boolean;
   drained(): Promise<void>;
   /** Every byte written: resolves once the bytes are verified (and, for a store, committed). */
   finish(): Promise<{ digest: Digest; size: number }>;
@@ -52,8 +55,9 @@ export const hashSink: BlobSink = {
   begin({ path, size, expected }) {
     const d = new Digester();
     return {
-      write(chunk: Buffer) {
+      write(chunk: Buffer, done?: (err?: Error | null) => void) {
         d.update(chunk);
+        done?.();
         return true;
       },
       drained: async () => {},
@@ -172,7 +176,25 @@ function entryProblem(message: string): ImgtoolError {
   return e;
 }
 
-const pad512 = (n: number) => Math.ceil(n / 512) * 512;
+/** Read buffers for a plain archive file: reused, so reading allocates (and faults in) no new memory. */
+const SLOT_SIZE = 1024 * 1024;
+const SLOTS = 8;
+
+/** A read buffer and the holders of its bytes (the tar parser, blob targets still writing them). */
+interface Slot {
+  buf: Buffer;
+  refs: number;
+  wake: (() => void) | undefined;
+}
+
+/** Entry types of the snapshot tar reader, named as in messages (and tar-stream) before. */
+const TYPE_NAMES: Record<string, string> = { char: 'character-device', block: 'block-device', dir: 'directory' };
+
+/** Tar names are latin1 binary strings; archive paths (as manifest.json names them) are UTF-8. */
+function utf8Name(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'latin1').toString('utf8');
+}
 
 /** Read the whole archive once. See the module comment. */
 export async function scanArchive(src: ArchiveInputSource, opts: ScanOptions): Promise<ArchiveScan> {
@@ -180,25 +202,43 @@ export async function scanArchive(src: ArchiveInputSource, opts: ScanOptions): P
   return new Scanner(input, opts).run();
 }
 
+/** What discards a payload (link and directory bodies, unsafe entries, legacy files). */
+class Skip implements PayloadSink {
+  constructor(private readonly scanner: Scanner) {}
+  write(chunk: Buffer): void {
+    this.scanner.got(chunk.length);
+  }
+  end(): void {
+    this.scanner.endEntry();
+  }
+}
+
 class Scanner {
   private readonly out: ArchiveScan;
-  private readonly extract = tar.extract();
+  private readonly parser: TarParser;
   private decoded = 0;
   private lastEnd = 0;
   private lastName: string | undefined;
   private current: { name: string; size: number; got: number } | undefined;
+  /** The target receiving the current entry's bytes (aborted if reading fails). */
+  private active: BlobTarget | undefined;
   private readonly pending = new Set<Promise<void>>();
   private failure: Error | undefined;
   private jsonLeft = JSON_BUDGET;
   /** Link path -> normalised target (a later entry of the same path wins, as in tar). */
   private readonly links = new Map<string, string>();
+  /** Read buffers by their memory, when the input is read into reused buffers. */
+  private slots: Map<ArrayBufferLike, Slot> | undefined;
+  private readonly waiters = new Set<() => void>();
 
-  constructor(private readonly input: Awaited<ReturnType<typeof openArchiveInput>>, private readonly opts: ScanOptions) {
+  constructor(private readonly input: ArchiveInput, private readonly opts: ScanOptions) {
     this.out = {
       label: input.label, compression: input.compression, bytes: 0, tarBytes: 0, entries: 0,
       files: new Map(), blobs: new Map(), docs: new Map(), json: new Map(), danglingLinks: new Map(),
       corrupt: new Set(), problems: [], warnings: [],
     };
+    this.parser = new TarParser({ raw: () => {}, entry: (h) => this.onEntry(h) });
+    this.parser.on('error', (e: Error) => this.fail(e));
   }
 
   private problem(e: unknown): void {
@@ -211,30 +251,27 @@ class Scanner {
 
   private fail(e: Error): void {
     if (!this.failure) this.failure = e;
-    this.extract.destroy(e);
+    if (!this.parser.destroyed) this.parser.destroy(e);
+    for (const w of this.waiters) w();
+    this.waiters.clear();
   }
 
   async run(): Promise<ArchiveScan> {
     const task = this.opts.progress?.task(`reading ${this.input.label === 'stdin' ? 'stdin' : 'archive'}`, this.input.total);
-    const feed = this.feed(task);
-    feed.catch(() => {});
-    let err: unknown;
     try {
-      for await (const entry of this.extract as unknown as AsyncIterable<TarEntry>) {
-        await this.onEntry(entry);
-        if (this.failure) throw this.failure;
-      }
-      await feed;
+      await (this.input.read ? this.feedFile(this.input.read, task) : this.feed(task));
+      if (this.failure) throw this.failure;
     } catch (e) {
-      err = this.failure ?? e;
-    }
-    if (err) {
-      this.extract.destroy();
+      const err = this.failure ?? e;
+      this.fail(err as Error);
+      const t = this.active;
+      this.active = undefined;
+      await t?.abort().catch(() => {});
       this.input.stream.destroy();
-      await feed.catch(() => {});
       await Promise.allSettled([...this.pending]);
       throw this.describe(err);
     }
+    if (this.input.read) this.input.stream.destroy();
     await Promise.all([...this.pending]);
     if (this.failure) throw this.describe(this.failure);
     this.out.tarBytes = this.decoded;
@@ -246,51 +283,118 @@ class Scanner {
     return this.out;
   }
 
-  /** Push the (decoded) input into the tar parser, honouring its backpressure. */
+  /** Push the (decoded) input stream into the tar parser, honouring its backpressure. */
   private async feed(task: { update(n: number, t?: number): void } | undefined): Promise<void> {
-    const ex = this.extract as unknown as NodeJS.EventEmitter & { write(c: Buffer): boolean; end(): void; destroy(e?: Error): void; destroyed?: boolean };
+    const ex = this.parser;
     try {
       let lastReport = 0;
       for await (const chunk of this.input.stream as AsyncIterable<Buffer>) {
+        if (this.failure) break;
         this.decoded += chunk.length;
         if (task && this.decoded - lastReport >= 1 << 20) {
           lastReport = this.decoded;
           task.update(this.input.passthrough ? this.decoded : this.input.rawBytes());
         }
         if (!ex.write(chunk)) {
-          await new Promise<void>((resolve, reject) => {
-            const done = (e?: Error) => {
-              ex.off('drain', ok);
-              ex.off('close', closed);
-              ex.off('error', done);
-              if (e) reject(e);
-              else resolve();
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              ex.off('drain', done);
+              ex.off('close', done);
+              this.waiters.delete(done);
+              resolve();
             };
-            const ok = () => done();
-            const closed = () => done(new ImgtoolError('INTERNAL', 'archive reading stopped'));
-            ex.on('drain', ok);
-            ex.on('close', closed);
-            ex.on('error', done);
+            ex.on('drain', done);
+            ex.on('close', done);
+            this.waiters.add(done);
           });
         }
       }
-      ex.end();
     } catch (e) {
       const err = describeInputError(e as Error, this.input);
-      if (!this.failure && !(e instanceof ImgtoolError && e.code === 'INTERNAL')) this.failure = err;
-      ex.destroy(err);
+      if (!this.failure) this.failure = err;
       throw err;
     }
+    if (this.failure) throw this.failure;
+    ex.end();
+    await finished(ex);
+  }
+
+  /**
+   * Read a plain archive file into a ring of reused buffers and hand each to the parser
+   * without copying; a buffer is read into again once the parser and every target holding
+   * part of it are done with it. Memory stays at SLOTS * SLOT_SIZE.
+   */
+  private async feedFile(read: NonNullable<ArchiveInput['read']>, task: { update(n: number, t?: number): void } | undefined): Promise<void> {
+    const ring: Slot[] = [];
+    this.slots = new Map();
+    for (let i = 0; i < SLOTS; i++) {
+      const s: Slot = { buf: Buffer.allocUnsafeSlow(SLOT_SIZE), refs: 0, wake: undefined };
+      ring.push(s);
+      this.slots.set(s.buf.buffer, s);
+    }
+    let lastReport = 0;
+    for (let i = 0; ; i++) {
+      const slot = ring[i % SLOTS];
+      if (slot.refs > 0 && !this.failure) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            slot.wake = undefined;
+            this.waiters.delete(done);
+            resolve();
+          };
+          slot.wake = done;
+          this.waiters.add(done);
+        });
+      }
+      if (this.failure) throw this.failure;
+      let n: number;
+      try {
+        n = await read(slot.buf, this.decoded);
+      } catch (e) {
+        const err = describeInputError(e as Error, this.input);
+        if (!this.failure) this.failure = err;
+        throw err;
+      }
+      if (n === 0) break;
+      this.decoded += n;
+      if (task && this.decoded - lastReport >= 1 << 20) {
+        lastReport = this.decoded;
+        task.update(this.decoded);
+      }
+      slot.refs = 1;
+      this.parser.write(n === SLOT_SIZE ? slot.buf : slot.buf.subarray(0, n), () => this.release(slot));
+    }
+    this.parser.end();
+    await finished(this.parser);
+  }
+
+  /** Count a holder of `chunk`'s memory; returns the callback that releases it (none for unpooled memory). */
+  private hold(chunk: Buffer): (() => void) | undefined {
+    const slot = this.slots?.get(chunk.buffer);
+    if (!slot) return undefined;
+    slot.refs++;
+    return () => this.release(slot);
+  }
+
+  private release(slot: Slot): void {
+    if (--slot.refs === 0) slot.wake?.();
+  }
+
+  /** A copy when `chunk` lives in a reused read buffer (for bytes kept past the entry). */
+  private keep(chunk: Buffer): Buffer {
+    return this.slots?.has(chunk.buffer) ? Buffer.from(chunk) : chunk;
   }
 
   /** One clear line for tar-level failures. */
   private describe(e: unknown): Error {
-    if (e instanceof ImgtoolError) return e;
-    const err = e as Error;
-    const m = err?.message ?? String(e);
     const label = this.input.label;
     const after = this.lastName ? ` after entry ${JSON.stringify(this.lastName)}` : '';
-    if (/Unexpected end of data/.test(m)) {
+    // The tar reader's own format errors start with "tar: "; every other error is already clear.
+    if (!(e instanceof ImgtoolError) || !e.message.startsWith('tar: ')) {
+      return e instanceof Error ? e : new InvalidArchiveError(String(e));
+    }
+    const m = e.message;
+    if (m.startsWith('tar: unexpected end of archive')) {
       const c = this.current;
       if (c && c.got < c.size) {
         return new InvalidArchiveError(`archive ${label} is truncated: entry ${JSON.stringify(c.name)} declares ${c.size} bytes but the input ends after ${c.got}`);
@@ -298,11 +402,11 @@ class Scanner {
       if (this.out.entries === 0) return new InvalidArchiveError(`${label} is not a tar archive (${this.decoded} bytes, no complete tar header)`);
       return new InvalidArchiveError(`archive ${label} is truncated${after}: the input ends at byte ${this.decoded}, inside a tar header or padding`);
     }
-    if (/Invalid tar header|Invalid header|Header exceeds max size/.test(m)) {
+    if (m.startsWith('tar: invalid header')) {
       if (this.out.entries === 0) return new InvalidArchiveError(`${label} is not a tar archive (no valid tar header at its start)`);
       return new InvalidArchiveError(`archive ${label} is corrupt: invalid tar header at offset ${this.lastEnd}${after}`);
     }
-    return err instanceof Error ? err : new InvalidArchiveError(m);
+    return new InvalidArchiveError(`archive ${label} is corrupt${after}: ${m.slice('tar: '.length)}`);
   }
 
   /** A well-formed tar ends with zero blocks after its last entry. */
@@ -315,82 +419,94 @@ class Scanner {
     }
   }
 
-  private async onEntry(entry: TarEntry): Promise<void> {
-    const h = entry.header as tar.Header & { byteOffset?: number };
-    const size = h.size ?? 0;
-    this.out.entries++;
-    this.lastEnd = (h.byteOffset ?? this.lastEnd + 512) + pad512(size);
-    this.lastName = h.name;
-    this.current = { name: h.name, size, got: 0 };
-    let path: string | undefined;
-    try {
-      path = entryPath(h.name);
-    } catch (e) {
-      this.problem(e);
-    }
-    const type = h.type ?? 'file';
-    if (path === undefined) {
-      await this.drain(entry);
-    } else if (type === 'file' || type === 'contiguous-file') {
-      await this.onFile(path, size, entry);
-    } else if (type === 'symlink' || type === 'link') {
-      try {
-        this.links.set(path, linkTarget(path, h.linkname ?? '', type === 'link'));
-      } catch (e) {
-        this.problem(e);
-      }
-      await this.drain(entry);
-    } else if (type === 'character-device' || type === 'block-device' || type === 'fifo') {
-      this.problem(new UnsafePathError(`archive entry ${JSON.stringify(h.name)} is a ${type}: not allowed in an image archive (hostile archive)`));
-      await this.drain(entry);
-    } else {
-      if (type !== 'directory') this.out.warnings.push(`archive entry ${JSON.stringify(h.name)} of type ${type} ignored`);
-      await this.drain(entry);
-    }
+  /** @internal payload bytes of the current entry seen. */
+  got(n: number): void {
+    this.current!.got += n;
+  }
+
+  /** @internal the current entry's payload is complete. */
+  endEntry(): void {
     this.current = undefined;
   }
 
-  private async drain(entry: TarEntry): Promise<void> {
-    for await (const chunk of entry as AsyncIterable<Buffer>) this.current!.got += chunk.length;
+  private onEntry(h: TarHeader): PayloadSink | Promise<PayloadSink> {
+    const name = utf8Name(h.name);
+    const size = h.size;
+    this.out.entries++;
+    // The parser has just read this entry's header block.
+    this.lastEnd = this.parser.offset + roundUp(size);
+    this.lastName = name;
+    this.current = { name, size, got: 0 };
+    let path: string | undefined;
+    try {
+      path = entryPath(name);
+    } catch (e) {
+      this.problem(e);
+    }
+    const type = TYPE_NAMES[h.type] ?? h.type;
+    if (path === undefined) return new Skip(this);
+    if (type === 'file') return this.onFile(path, size);
+    if (type === 'symlink' || type === 'link') {
+      try {
+        this.links.set(path, linkTarget(path, utf8Name(h.linkname), type === 'link'));
+      } catch (e) {
+        this.problem(e);
+      }
+    } else if (type === 'character-device' || type === 'block-device' || type === 'fifo') {
+      this.problem(new UnsafePathError(`archive entry ${JSON.stringify(name)} is a ${type}: not allowed in an image archive (hostile archive)`));
+    } else if (type !== 'directory') {
+      this.out.warnings.push(`archive entry ${JSON.stringify(name)} of type ${type} ignored`);
+    }
+    return new Skip(this);
   }
 
-  private async onFile(path: string, size: number, entry: TarEntry): Promise<void> {
+  private onFile(path: string, size: number): PayloadSink {
     const role = classify(path);
-    if (role === 'legacy') return this.drain(entry);
+    if (role === 'legacy') return new Skip(this);
     if (role === 'doc') {
       if (size > MAX_JSON_SIZE) {
         this.problem(entryProblem(`archive entry ${JSON.stringify(path)} is ${size} bytes, over the ${MAX_JSON_SIZE}-byte limit for JSON documents`));
-        return this.drain(entry);
+        return new Skip(this);
       }
       const parts: Buffer[] = [];
-      for await (const chunk of entry as AsyncIterable<Buffer>) {
-        this.current!.got += chunk.length;
-        parts.push(chunk);
-      }
-      this.out.docs.set(path, Buffer.concat(parts));
-      return;
+      return {
+        write: (chunk) => {
+          this.got(chunk.length);
+          parts.push(this.keep(chunk));
+        },
+        end: () => {
+          this.out.docs.set(path, Buffer.concat(parts));
+          this.endEntry();
+        },
+      };
     }
     const expected = role === 'blob' ? `sha256:${path.slice(path.lastIndexOf('/') + 1)}` : undefined;
     const target = this.opts.sink.begin({ path, size, expected });
+    this.active = target;
     let head: Buffer | undefined;
     let json: Buffer[] | null | undefined = size <= MAX_JSON_SIZE && size <= this.jsonLeft ? undefined : null;
-    try {
-      for await (const chunk of entry as AsyncIterable<Buffer>) {
-        this.current!.got += chunk.length;
+    return {
+      write: (chunk) => {
+        this.got(chunk.length);
         if (!head || head.length < 4) head = head ? Buffer.concat([head, chunk.subarray(0, 4)]) : Buffer.from(chunk.subarray(0, 4));
         if (json === undefined) {
           json = isJsonStart(chunk) ? [] : null;
           if (json) this.jsonLeft -= size;
         }
-        if (json) json.push(chunk);
-        if (!target.write(chunk)) await target.drained();
-      }
-    } catch (e) {
-      await target.abort();
-      throw e;
-    }
+        if (json) json.push(this.keep(chunk));
+        if (!target.write(chunk, this.hold(chunk))) return target.drained();
+      },
+      end: () => {
+        this.active = undefined;
+        this.endEntry();
+        return this.committed(path, size, expected, target, head, json);
+      },
+    };
+  }
+
+  /** Finish a file's target in the background (up to `maxPending` at once) and record it. */
+  private async committed(path: string, size: number, expected: Digest | undefined, target: BlobTarget, head: Buffer | undefined, parts: Buffer[] | null | undefined): Promise<void> {
     const compression = detectCompression(head ?? Buffer.alloc(0));
-    const parts = json;
     const p = target
       .finish()
       .then((info) => {

@@ -274,16 +274,39 @@ export class ContentWriter extends Writable {
     });
   }
 
-  private account(chunks: Buffer[]): Error | undefined {
-    for (const c of chunks) {
-      this.hash.update(c);
-      this.written += c.length;
-    }
-    if (this.opts.size !== undefined && this.written > this.opts.size) {
-      return new SizeMismatchError(this.describe(), this.opts.size, this.written);
+  /** Set when the input went past the expected size: nothing more is written. */
+  private overflow: Error | undefined;
+
+  /**
+   * Hash and count each chunk as it is handed over (in order), not when the file write
+   * is issued: hashing the next chunks then overlaps the write in flight.
+   */
+  private account(c: Buffer): void {
+    this.hash.update(c);
+    this.written += c.length;
+    if (this.opts.size !== undefined && this.written > this.opts.size && !this.overflow) {
+      this.overflow = new SizeMismatchError(this.describe(), this.opts.size, this.written);
     }
     this.opts.onProgress?.(this.written);
-    return undefined;
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override write(chunk: any, encoding?: any, cb?: any): boolean {
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (!this.writableEnded && !this.destroyed) {
+      let buf: Buffer | undefined;
+      if (Buffer.isBuffer(chunk)) buf = chunk;
+      else if (typeof chunk === 'string') buf = Buffer.from(chunk, (encoding as BufferEncoding | undefined) ?? 'utf8');
+      else if (chunk instanceof Uint8Array) buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      if (buf) {
+        this.account(buf);
+        return super.write(buf, cb);
+      }
+    }
+    return super.write(chunk, encoding, cb);
   }
 
   private describe(): string {
@@ -295,11 +318,10 @@ export class ContentWriter extends Writable {
   }
 
   override _writev(items: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    const chunks = items.map((i) => i.chunk);
-    const err = this.account(chunks);
-    if (err) return cb(err);
+    // Already hashed and counted by write(); never write past the expected size.
+    if (this.overflow) return cb(this.overflow);
     if (this.fd === undefined) return cb();
-    writeAll(this.fd, chunks, cb);
+    writeAll(this.fd, items.length === 1 ? [items[0].chunk] : items.map((i) => i.chunk), cb);
   }
 
   /** Verify, fsync, rename, record. Call after the stream has finished. */
