@@ -185,17 +185,40 @@ export class ContentStore {
   }
 
   /**
-   * Remove a blob's file and rows. Callers (GC) must hold the write lock
-   * (`Metadata.write`) and have decided nothing retains it.
+   * Remove a blob's rows and file at once, inside the caller's write transaction. Not
+   * crash-safe when the file exists (a crash before the commit leaves a row without its
+   * file): use `forgetLocked` + `removeFileIfUnrecorded` for that. Fine for rows whose
+   * file is already gone.
    */
   deleteLocked(digest: Digest): void {
-    this.meta.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
-    this.meta.db.prepare('DELETE FROM content_labels WHERE digest = ?').run(digest);
+    this.forgetLocked(digest);
     try {
       fs.unlinkSync(this.blobPath(digest));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
+  }
+
+  /**
+   * Crash-safe removal, step 1 (inside the caller's write transaction): forget the blob's
+   * rows. Its file stays until `removeFileIfUnrecorded` runs after the commit, so a crash in
+   * between leaves a file without a row (an orphan prune removes), never a row without a file.
+   */
+  forgetLocked(digest: Digest): void {
+    this.meta.db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
+    this.meta.db.prepare('DELETE FROM content_labels WHERE digest = ?').run(digest);
+  }
+
+  /** Step 2, after the forgetting transaction committed: unlink the file unless the blob was recorded again meanwhile. */
+  removeFileIfUnrecorded(digest: Digest): void {
+    this.meta.write(() => {
+      if (this.has(digest)) return;
+      try {
+        fs.unlinkSync(this.blobPath(digest));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    });
   }
 
   /** Register a blob file that is already at its final path (fsck repair). */

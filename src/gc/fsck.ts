@@ -123,7 +123,8 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
           : `blob ${r.digest}: digest mismatch: file hashes to ${res.digest}`,
       };
       if (repair) {
-        store.meta.write(() => store.content.deleteLocked(r.digest));
+        store.meta.write(() => store.content.forgetLocked(r.digest));
+        store.content.removeFileIfUnrecorded(r.digest);
         Object.assign(pr, { repaired: 'corrupt blob removed', unrecoverable: true });
       }
       add(pr);

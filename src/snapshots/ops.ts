@@ -387,9 +387,10 @@ export async function discardLayers(store: Store, ref: string, opts: DiscardOpti
       }
       const info = store.content.info(l.desc.digest);
       if (!info) return 0;
-      store.content.deleteLocked(l.desc.digest);
+      store.content.forgetLocked(l.desc.digest);
       return info.size;
     });
+    if (freed) store.content.removeFileIfUnrecorded(l.desc.digest);
     out.push({ digest: l.desc.digest, diffId: l.diffId, chainId: l.chainId, freed });
   }
   return out;

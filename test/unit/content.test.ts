@@ -68,4 +68,20 @@ describe('content store', () => {
     const rs = store.content.openRead(digest, { verify: true });
     await expect((async () => { for await (const _ of rs) { /* drain */ } })()).rejects.toThrow(/digest mismatch/);
   });
+
+  it('removes crash-safely: rows first, then the file unless the blob was recorded again', async () => {
+    const data = Buffer.from('to be removed');
+    const { digest } = await store.content.ingestBuffer(data);
+    store.meta.write(() => store.content.forgetLocked(digest));
+    // A crash here leaves an orphan file, never a row without a file.
+    expect(store.content.has(digest)).toBe(false);
+    expect(fs.existsSync(store.content.blobPath(digest))).toBe(true);
+    // Recorded again before step 2: the file stays.
+    await store.content.ingestBuffer(data);
+    store.content.removeFileIfUnrecorded(digest);
+    expect(fs.existsSync(store.content.blobPath(digest))).toBe(true);
+    store.meta.write(() => store.content.forgetLocked(digest));
+    store.content.removeFileIfUnrecorded(digest);
+    expect(fs.existsSync(store.content.blobPath(digest))).toBe(false);
+  });
 });
