@@ -16,11 +16,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
-
-const REPO = path.resolve(__dirname, '..');
-const BIN = path.join(REPO, 'bin', 'run.js');
-const DIST = path.join(REPO, 'dist');
+const { DIST, prng, hasCommand, run } = require('./lib/stress');
 
 function parseArgs(argv) {
   const o = { rounds: 50, workers: 4, seed: 1, layerMib: 2, root: undefined, keep: false, verbose: false };
@@ -43,36 +39,6 @@ function parseArgs(argv) {
     }
   }
   return o;
-}
-
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function hasCommand(name) {
-  return fs.existsSync(path.join(DIST, 'commands', ...name.split(' ')) + '.js');
-}
-
-function run(args, root) {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, IMGTOOL_ROOT: root };
-    delete env.FORCE_COLOR;
-    const t0 = Date.now();
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const so = [];
-    const se = [];
-    child.stdout.on('data', (d) => so.push(d));
-    child.stderr.on('data', (d) => se.push(d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, ms: Date.now() - t0, stdout: Buffer.concat(so).toString(), stderr: Buffer.concat(se).toString() }));
-  });
 }
 
 /** Archives whose index names images by tag only, so `load --base-name` gives each worker its own name. */
@@ -118,7 +84,7 @@ async function main() {
   const worker = async (w) => {
     const rnd = prng(o.seed * 1000 + w);
     const step = async (round, args) => {
-      const r = await run(args, root);
+      const r = await run(args, { root });
       counts.commands++;
       byCmd[args[0]] = (byCmd[args[0]] ?? 0) + 1;
       if (r.code !== 0) {
@@ -167,7 +133,7 @@ async function main() {
 
   await Promise.all(Array.from({ length: o.workers }, (_, w) => worker(w)));
 
-  const f = await run(['fsck', '--json'], root);
+  const f = await run(['fsck', '--json'], { root });
   let fsckSummary;
   try {
     const j = JSON.parse(f.stdout);
