@@ -1,6 +1,6 @@
 import {
   ImgtoolCommand, Flags, Args, saveImages, parsePlatform, withCommandLease, fmtBytes, InvalidArgumentError,
-  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest, variantResolver,
+  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest,
 } from '../src/index';
 import type { SaveFormat, SaveCompression, SaveResult } from '../src/index';
 
@@ -34,6 +34,7 @@ if any blob cannot be produced, nothing is written and every missing blob is lis
     compression: Flags.string({ options: [...SAVE_COMPRESSIONS], default: 'keep', description: 'layer compression in the archive' }),
     format: Flags.string({ options: [...SAVE_FORMATS], default: 'oci+docker', description: 'archive layout' }),
     lease: Flags.string({ description: 'attach the blobs saved (and any produced) to this lease' }),
+    'skip-non-distributable': Flags.boolean({ default: false, description: 'leave absent non-distributable (foreign) layers out of the archive instead of failing' }),
   };
 
   async run(): Promise<void> {
@@ -53,8 +54,7 @@ if any blob cannot be produced, nothing is written and every missing blob is lis
         compression: this.flags.compression as SaveCompression,
         lease,
         progress: this.progress,
-        // Absent or re-compressed layers: existing variant, conversion, or snapshot rebuild.
-        layerResolver: variantResolver(this.store),
+        skipNonDistributable: this.flags['skip-non-distributable'],
       }),
     );
     // The archive owns stdout with -o -: messages go to stderr then.

@@ -25,6 +25,7 @@ command succeeds; on failure no archive is left.`;
     output: Flags.string({ char: 'o', required: true, description: 'output file (one tar) or directory (one tar per image)' }),
     platform: Flags.string({ description: 'only this platform of each image (os/arch[/variant])' }),
     lease: Flags.string({ description: 'attach the blobs saved to this lease' }),
+    'skip-non-distributable': Flags.boolean({ default: false, description: 'leave absent non-distributable (foreign) layers out instead of failing' }),
   };
 
   async run(): Promise<void> {
@@ -33,6 +34,7 @@ command succeeds; on failure no archive is left.`;
       output: this.flags.output,
       platform: this.flags.platform,
       leaseId: this.flags.lease,
+      skipNonDistributable: this.flags['skip-non-distributable'],
       progress: this.progress,
     });
     if (this.flags.json) return this.outJSON(result);

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { Store } from '../store';
 import { Descriptor, Index, Manifest, Annotation } from '../images/types';
 import {
-  MediaType, isIndexType, isManifestType, isLayerType, isDockerType, layerCompression,
+  MediaType, isIndexType, isManifestType, isLayerType, isDockerType, layerCompression, isNonDistributable,
 } from '../images/mediatypes';
 import { walkImage, ImageWalk, ImageManifestInfo, stripDesc, isAttestation } from '../images/walk';
 import { contentSource } from '../images/source';
@@ -17,7 +17,8 @@ import { ImgtoolError, InvalidArgumentError, MissingContentError, NotFoundError 
 import { ResourceHolder } from '../content';
 import { Progress, silentProgress } from '../progress';
 import { ImageRecord } from '../images/store';
-import { LayerResolver, SaveCompression, defaultLayerResolver, replacementMediaType } from './export-resolver';
+import { LayerResolver, SaveCompression, replacementMediaType } from './export-resolver';
+import { variantResolver } from '../compression/resolver';
 import { archiveOutput, FileOutput } from './output';
 import { TarWriter, BLOB_MODE, FILE_MODE } from './writer';
 
@@ -43,8 +44,17 @@ export interface SaveOptions {
   progress?: Progress;
   /** Digests to leave out of the tar (delta loads). The archive is partial by design. */
   omitBlobs?: Set<string>;
-  /** Produces absent or re-compressed layers; default: only what the store has. */
+  /**
+   * Produces absent or re-compressed layers. Default: `variantResolver` — a proven variant,
+   * a conversion, or a rebuild from a snapshot (every exporter gets the same strength).
+   */
   layerResolver?: LayerResolver;
+  /**
+   * `--skip-non-distributable`: an absent non-distributable (foreign) layer is left out of
+   * the archive (its descriptor stays; the receiver fetches it from its URLs). Without it,
+   * such a layer is missing like any other and the save fails naming it.
+   */
+  skipNonDistributable?: boolean;
   /** Platform whose manifest manifest.json prefers (default: this machine's). */
   host?: Platform;
   /** Re-verify each blob's digest while copying it (default true). */
@@ -232,8 +242,8 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   const withDocker = format !== 'oci';
   const host = normalizePlatform(opts.host ?? hostPlatform());
   const progress = opts.progress ?? silentProgress;
-  const resolver = opts.layerResolver ?? defaultLayerResolver(store);
-  const omit = opts.omitBlobs ?? new Set<string>();
+  const resolver = opts.layerResolver ?? variantResolver(store);
+  const omit = new Set<string>(opts.omitBlobs ?? []);
   const src = contentSource(store.content);
   const wanted = opts.platforms?.map(normalizePlatform);
   const matcher = wanted?.length ? exactMatcher(wanted) : undefined;
@@ -340,6 +350,12 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
           problems.push(`image ${image} (${plat}): layer ${i} ${l.digest} is ${info.size} bytes in the store but the manifest says ${l.size}`);
         }
         const own = layerCompression(l.mediaType);
+        if (!present && opts.skipNonDistributable && isNonDistributable(l.mediaType)) {
+          omit.add(l.digest);
+          warn(`image ${image} (${plat}): non-distributable layer ${i} ${l.digest} is not in the store; left out of the archive (--skip-non-distributable)`);
+          layers.push(l);
+          continue;
+        }
         const keepAsIs =
           (compression === 'keep' && (present || omit.has(l.digest))) ||
           (!isLayerType(l.mediaType) && present) ||

@@ -2,9 +2,11 @@
  * `imgtool load`: import a Docker or OCI archive (plain, gzip or zstd) into the store in
  * one streaming pass. Every file is ingested as it streams (hashed once, `blobs/sha256/…`
  * verified against its name); references are resolved at the end; every referenced blob is
- * checked present with its declared size; then every name, and the compression variants of
- * every layer, are registered in ONE metadata transaction. A failure registers nothing
- * (blobs already ingested stay as unreferenced content for prune).
+ * checked present with its declared size; then every name is registered in ONE metadata
+ * transaction. A failure registers nothing (blobs already ingested stay as unreferenced
+ * content for prune). The archive's configs only CLAIM which diffID each layer blob has:
+ * load records no blob <-> diffID link (see VariantStore); unpacking, converting or fsck
+ * prove one by hashing the decompressed bytes.
  */
 import { finished } from 'node:stream/promises';
 import { ContentStore, ResourceHolder } from '../content';
@@ -17,7 +19,7 @@ import type { Store } from '../store';
 import { ArchiveInputSource } from './input';
 import { checkBaseName, namesForImage, NamingOptions } from './naming';
 import { ArchiveFile, BlobSink, entryWhat, scanArchive } from './reader';
-import { checkArchiveImages, LayerVariant, platformMatcher } from './reader-images';
+import { checkArchiveImages, platformMatcher } from './reader-images';
 import { ArchiveFormat, resolveArchive } from './reader-layout';
 
 export interface ImportOptions extends NamingOptions {
@@ -141,7 +143,6 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
   };
   const registrations: Array<{ name: string; target: Descriptor }> = [];
   const owner = new Map<string, string>();
-  const variants = new Map<string, LayerVariant>();
   const needed: Descriptor[] = [];
   const byDigest = new Map<string, ImportedImage>();
   for (const img of check.images) {
@@ -168,7 +169,6 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
       result.images.push(rec);
     }
     for (const n of names) if (!rec.names.includes(n)) rec.names.push(n);
-    for (const l of img.layers) variants.set(l.digest, l);
     needed.push(img.target, ...(img.walk?.blobs ?? []));
   }
   // Drop names a later image took over.
@@ -188,13 +188,12 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
     if (bytes) await store.content.ingestBuffer(bytes, { digest: d.digest, size: d.size, lease: opts.lease, what: `${d.mediaType} ${d.digest}` });
   }
 
-  // One transaction: check the closure is still all there, then variants and names.
+  // One transaction: check the closure is still all there, then the names.
   store.meta.write(() => {
     const missing = [...new Set(needed.map((d) => d.digest))].filter((dg) => !store.content.has(dg));
     if (missing.length) {
       throw new MissingContentError(`${missing.length} blob(s) vanished from the store during the load (pruned?); nothing loaded`, missing);
     }
-    for (const v of variants.values()) store.variants.record(v);
     result.previous = registrations.map((r) => ({ name: r.name, target: store.images.get(r.name)?.target }));
     for (const r of registrations) store.images.put(r.name, r.target, opts.lease);
   });

@@ -9,6 +9,7 @@ import { Compression, compressStream, decompressStream, codecVersion, effectiveL
 import { Variant } from './variants';
 import { rebuildLayer } from '../snapshots/ops';
 import { TranscodeError, WORKER_MIN_BYTES, transcodeInWorker } from './transcode';
+import { proveVariant } from './prove';
 import * as fs from 'node:fs';
 
 /** Produces a layer's uncompressed tar from somewhere else than a blob (a snapshot). */
@@ -28,8 +29,14 @@ export interface EnsureLayerOptions {
    * now, so the result is the same digest on every machine with the same codec.
    */
   deterministic?: boolean;
-  /** The blob the caller has now (e.g. the manifest's descriptor): used when it qualifies. */
+  /**
+   * The blob the caller's manifest names for this layer: used when it qualifies, without a
+   * diffID proof (its digest is what that manifest promises). Only ever pass the blob of
+   * the very manifest being exported.
+   */
   prefer?: Digest;
+  /** Media type of `prefer` in its manifest (recorded if a conversion proves it). */
+  preferMediaType?: string;
   /** Media type recorded for a blob this call creates. */
   mediaType?: string;
   /** Attach the blob returned, and every blob read to make it, to this holder. */
@@ -72,7 +79,15 @@ interface Candidate {
   size: number;
   /** Compression by magic bytes. */
   compression: Compression;
+  /** The proven variant row, if any. */
   row?: Variant;
+  /**
+   * May stand for the layer as it is: proven (a variant row, or an uncompressed blob whose
+   * digest is the diffID), or the blob the caller's own manifest names (`prefer`, whose
+   * digest is all that manifest promises). Others are unproven claims: used only after a
+   * checking pass, or as conversion sources (conversion hashes the decoded bytes anyway).
+   */
+  trusted: boolean;
 }
 
 const SOURCE_ORDER: Record<Compression, number> = { none: 0, zstd: 1, gzip: 2 };
@@ -80,14 +95,17 @@ const SOURCE_ORDER: Record<Compression, number> = { none: 0, zstd: 1, gzip: 2 };
 /**
  * Get layer `diffId` as a blob in compression `opts.compression`, in this order:
  *  1. an existing variant present in the store (only level/codec-matching ones with
- *     `deterministic`, only same-level ones when `level` is given);
+ *     `deterministic`, only same-level ones when `level` is given): a proven one, the
+ *     caller's own `prefer` blob, or an unproven claim once a checking pass proved it;
  *  2. convert from any present variant: one streamed pass that decompresses, hashes the
  *     tar to re-check the diffID, compresses, and hashes + stores the output; on a
  *     diffID mismatch nothing is recorded and the next variant is tried;
  *  3. rebuild the tar from the layer's snapshot and compress it, same checks;
  *  4. else a MissingContentError naming `opts.what` and the diffID.
- * Every blob made is recorded as a variant (level and codec version included). The
- * blob returned, and the blobs read, are attached to `opts.lease`.
+ * Every blob made is recorded as a variant (level and codec version included), and so is
+ * every source whose decoded bytes were hashed to the diffID on the way (a proof). A blob
+ * is never returned for the layer on a claim alone. The blob returned, and the blobs read,
+ * are attached to `opts.lease`.
  */
 export async function ensureLayer(store: Store, diffId: Digest, opts: EnsureLayerOptions): Promise<EnsuredLayer> {
   const level = opts.compression === 'none' ? undefined : opts.level === undefined ? undefined : effectiveLevel(opts.compression, opts.level);
@@ -97,7 +115,7 @@ export async function ensureLayer(store: Store, diffId: Digest, opts: EnsureLaye
   const running = m.get(key);
   if (running) {
     const r = await running;
-    if (opts.lease) attachIfPresent(store, opts.lease, r.digest);
+    if (opts.lease) store.content.attachIfPresent(r.digest, opts.lease);
     return r;
   }
   const p = ensureLayerOnce(store, diffId, { ...opts, level });
@@ -113,7 +131,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   const c = opts.compression;
   const what = opts.what ?? `layer ${diffId}`;
   const warn = (msg: string) => opts.progress?.warn(msg);
-  const candidates = await presentCandidates(store, diffId, warn);
+  const candidates = await presentCandidates(store, diffId, opts.prefer, warn);
   const curVersion = codecVersion(c);
   const defLevel = effectiveLevel(c);
 
@@ -131,14 +149,27 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   const reusable = candidates.filter(qualifies);
   reusable.sort((a, b) => rank(a) - rank(b));
   function rank(k: Candidate): number {
+    if (!k.trusted) return 3; // needs a checking pass first
     if (k.digest === opts.prefer) return 0;
     const lv = opts.level ?? defLevel;
     if (k.row?.level === lv && k.row?.codecVersion === curVersion) return 1;
     return 2;
   }
   for (const k of reusable) {
-    if (opts.lease && !attachIfPresent(store, opts.lease, k.digest)) continue;
-    if (!k.row) store.variants.record({ digest: k.digest, diffId, compression: k.compression, size: k.size, mediaType: opts.mediaType });
+    if (opts.lease && !store.content.attachIfPresent(k.digest, opts.lease)) continue;
+    if (!k.trusted) {
+      // A claim: a checking pass (decode + hash, no output) proves or refutes it.
+      try {
+        await proveVariant(store, k.digest, diffId, { mediaType: opts.mediaType, what });
+      } catch (e) {
+        if (e instanceof DigestMismatchError || isCodecError(e)) {
+          warn(`${what}: blob ${k.digest} is claimed to be layer ${diffId} but is not: ${(e as Error).message}; not used`);
+          store.variants.dropClaim(k.digest, diffId);
+          continue;
+        }
+        throw e;
+      }
+    }
     const row = store.variants.get(k.digest);
     return {
       digest: k.digest, size: k.size, diffId, compression: c, mediaType: row?.mediaType, level: row?.level,
@@ -159,18 +190,23 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   const sources = [...candidates].sort((a, b) => SOURCE_ORDER[a.compression] - SOURCE_ORDER[b.compression] || a.size - b.size);
   const failures: string[] = [];
   for (const src of sources) {
-    if (opts.lease && !attachIfPresent(store, opts.lease, src.digest)) continue;
+    if (opts.lease && !store.content.attachIfPresent(src.digest, opts.lease)) continue;
     const task = opts.progress?.task(opts.label ?? `convert ${shortDigest(diffId)}`, src.size);
     try {
       const info = await convertBlob(store, src, diffId, c, newLevel, opts, task, `${what}: converting ${src.digest} (${src.compression})`);
       task?.finish();
       if (!info) continue; // removed meanwhile
+      // The source's decoded bytes hashed to the diffID: that proves the source too.
+      if (!src.row && store.content.has(src.digest)) {
+        store.variants.recordProof({ digest: src.digest, diffId, compression: src.compression, size: src.size, mediaType: src.digest === opts.prefer ? opts.preferMediaType : undefined });
+      }
       return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'converted', src.digest);
     } catch (e) {
       task?.finish();
       if (e instanceof DigestMismatchError || isCodecError(e)) {
         warn(`${what}: variant ${src.digest} (${src.compression}) does not decode to ${diffId}: ${(e as Error).message}; trying another source`);
         failures.push(`${src.digest} (${src.compression}): ${(e as Error).message}`);
+        if (!src.row) store.variants.dropClaim(src.digest, diffId);
         continue;
       }
       throw e;
@@ -246,23 +282,16 @@ function isCodecError(e: unknown): boolean {
   return e instanceof Error && /zstd|frame|corrupt|unknown compression|incorrect header|invalid/i.test(err.message ?? '');
 }
 
-function attachIfPresent(store: Store, lease: ResourceHolder, digest: Digest): boolean {
-  return store.meta.write(() => {
-    if (!store.content.has(digest)) return false;
-    lease.attach('content', digest);
-    return true;
-  });
-}
 
 /**
- * Present blobs of a layer with their real compression (by magic): variant rows,
- * blobs labelled with the diffID, and the uncompressed blob itself. A row whose
- * recorded compression disagrees with the bytes is warned about and corrected.
+ * Present blobs of a layer with their real compression (by magic): proven variant rows,
+ * the uncompressed blob itself, the caller's `prefer` blob, and unproven claims. A row
+ * whose recorded compression disagrees with the bytes is warned about and corrected.
  */
-async function presentCandidates(store: Store, diffId: Digest, warn: (m: string) => void): Promise<Candidate[]> {
+async function presentCandidates(store: Store, diffId: Digest, prefer: Digest | undefined, warn: (m: string) => void): Promise<Candidate[]> {
   const out: Candidate[] = [];
   const seen = new Set<string>();
-  const consider = async (digest: Digest, row?: Variant) => {
+  const consider = async (digest: Digest, row: Variant | undefined, trusted: boolean) => {
     if (seen.has(digest)) return;
     seen.add(digest);
     const info = store.content.info(digest);
@@ -278,11 +307,14 @@ async function presentCandidates(store: Store, diffId: Digest, warn: (m: string)
       store.variants.correctCompression(digest, actual);
       row = { ...row, compression: actual };
     }
-    out.push({ digest, size: info.size, compression: actual, row });
+    // An uncompressed blob named by the diffID proves itself (its digest is verified on read).
+    if (digest === diffId && actual === 'none') trusted = true;
+    out.push({ digest, size: info.size, compression: actual, row, trusted });
   };
-  for (const v of store.variants.forDiffId(diffId)) await consider(v.digest, v);
-  for (const d of store.variants.labelledWithoutRow(diffId)) await consider(d);
-  await consider(diffId, store.variants.get(diffId));
+  for (const v of store.variants.forDiffId(diffId)) await consider(v.digest, v, true);
+  await consider(diffId, undefined, false);
+  if (prefer) await consider(prefer, undefined, true);
+  for (const v of store.variants.claimsFor(diffId)) await consider(v.digest, undefined, false);
   return out;
 }
 
@@ -333,7 +365,8 @@ function record(
   store: Store, diffId: Digest, info: BlobInfo, c: Compression, level: number | undefined, version: string | undefined,
   mediaType: string | undefined, source: EnsureSource, from?: Digest,
 ): EnsuredLayer {
-  store.variants.record({ digest: info.digest, diffId, compression: c, size: info.size, mediaType, level, codecVersion: version });
+  // `info` was just made from bytes hashed to diffId on the way: a proof.
+  store.variants.recordProof({ digest: info.digest, diffId, compression: c, size: info.size, mediaType, level, codecVersion: version });
   // The row may already exist (same bytes made before): report what it says.
   const row = store.variants.get(info.digest)!;
   return {

@@ -40,6 +40,7 @@ export function variantResolver(store: Store, opts: VariantResolverOptions = {})
           level: req.compression === 'keep' ? undefined : opts.level,
           deterministic: opts.deterministic,
           prefer: req.layer.digest,
+          preferMediaType: req.layer.mediaType,
           mediaType,
           lease: req.lease,
           progress: req.progress,

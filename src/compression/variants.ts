@@ -2,8 +2,12 @@ import { Metadata } from '../metadata';
 import { Compression } from '../images/mediatypes';
 import { Label } from '../images/types';
 import { ContentStore } from '../content';
+import { ImgtoolError } from '../errors';
 
-/** One stored encoding of a layer: the blob `digest` decodes to the tar whose sha256 is `diffId`. */
+/**
+ * One stored encoding of a layer, PROVEN: imgtool hashed the blob `digest`'s decompressed
+ * bytes and got `diffId` (while unpacking, converting, rebuilding, or in a checking pass).
+ */
 export interface Variant {
   digest: string;
   diffId: string;
@@ -27,14 +31,33 @@ const fromRow = (r: Row): Variant => ({
 });
 
 /**
- * The compression variants table: every known blob of every layer, keyed by blob digest.
+ * The compression variants of layers: PROVEN blob <-> diffID links, keyed by blob digest.
+ *
+ * Invariants:
+ *  - a row is written only by `recordProof`, and only after the caller hashed the blob's
+ *    decompressed bytes to `diffId` (an uncompressed blob whose digest is the diffID proves
+ *    itself). Nothing read from an archive or registry (a config's `rootfs.diff_ids`, a
+ *    label) is ever recorded here: such links are claims, checked where they are used;
+ *  - one blob has one diffID: proving another diffID for a recorded blob is an error naming
+ *    both (it would need a sha256 collision, or a bug);
+ *  - `variant_claims` holds unproven links (from stores written before proofs existed). They
+ *    are offered only as *candidates to prove* (`claimsFor`), never as layers, and retention
+ *    (`snapshot_content`) does not read them. Proving or disproving a claim removes it.
  * Recording a compressed variant also sets the `containerd.io/uncompressed` label.
  */
 export class VariantStore {
   constructor(private readonly meta: Metadata, private readonly content: ContentStore) {}
 
-  record(v: Omit<Variant, 'createdAt'>): void {
+  /** Record that blob `v.digest` decompresses to `v.diffId` — the caller has just hashed it. */
+  recordProof(v: Omit<Variant, 'createdAt'>): void {
     this.meta.write(() => {
+      const prev = this.get(v.digest);
+      if (prev && prev.diffId !== v.diffId) {
+        throw new ImgtoolError(
+          'PRECONDITION',
+          `blob ${v.digest} is recorded as a variant of layer ${prev.diffId} but was just hashed to ${v.diffId}; run imgtool fsck`,
+        );
+      }
       this.meta.db
         .prepare(
           `INSERT INTO variants (digest, diff_id, compression, size, media_type, level, codec_version, created_at)
@@ -45,29 +68,50 @@ export class VariantStore {
              codec_version = COALESCE(variants.codec_version, excluded.codec_version)`,
         )
         .run({ ...v, mediaType: v.mediaType ?? null, level: v.level ?? null, codecVersion: v.codecVersion ?? null, now: Date.now() });
+      this.meta.db.prepare('DELETE FROM variant_claims WHERE digest = ?').run(v.digest);
       if (v.compression !== 'none') this.content.setLabel(v.digest, Label.UNCOMPRESSED, v.diffId);
     });
   }
 
+  /** The proven row of a blob. */
   get(digest: string): Variant | undefined {
     const r = this.meta.db.prepare('SELECT * FROM variants WHERE digest = ?').get(digest) as Row | undefined;
     return r ? fromRow(r) : undefined;
   }
 
-  /** Every variant of a layer (present or not in the content store), oldest first. */
+  /** Every proven variant of a layer (present or not in the content store), oldest first. */
   forDiffId(diffId: string): Variant[] {
     return (this.meta.db.prepare('SELECT * FROM variants WHERE diff_id = ? ORDER BY created_at, digest').all(diffId) as Row[]).map(fromRow);
   }
 
+  /** Every proven variant. */
   list(): Variant[] {
     return (this.meta.db.prepare('SELECT * FROM variants ORDER BY diff_id, created_at').all() as Row[]).map(fromRow);
   }
 
-  /** Every variant of several layers at once, grouped by diffID. */
+  /** Every proven variant of several layers at once, grouped by diffID. */
   forDiffIds(diffIds: string[]): Map<string, Variant[]> {
     const out = new Map<string, Variant[]>();
     for (const d of diffIds) if (!out.has(d)) out.set(d, this.forDiffId(d));
     return out;
+  }
+
+  /** Unproven claims that some blob decompresses to `diffId`: candidates to prove, nothing more. */
+  claimsFor(diffId: string): Variant[] {
+    return (this.meta.db.prepare('SELECT * FROM variant_claims WHERE diff_id = ? ORDER BY created_at, digest').all(diffId) as Row[]).map(fromRow);
+  }
+
+  /** Every unproven claim (fsck proves them). */
+  listClaims(): Variant[] {
+    return (this.meta.db.prepare('SELECT * FROM variant_claims ORDER BY digest, diff_id').all() as Row[]).map(fromRow);
+  }
+
+  /** Forget a claim that hashing refuted (or whose blob is gone). */
+  dropClaim(digest: string, diffId?: string): void {
+    this.meta.write(() => {
+      if (diffId) this.meta.db.prepare('DELETE FROM variant_claims WHERE digest = ? AND diff_id = ?').run(digest, diffId);
+      else this.meta.db.prepare('DELETE FROM variant_claims WHERE digest = ?').run(digest);
+    });
   }
 
   /**
@@ -82,21 +126,9 @@ export class VariantStore {
     });
   }
 
-  /**
-   * Compressed blobs labelled `containerd.io/uncompressed` = diffID that have no
-   * variant row (recorded by another path, or before the variants table knew them).
-   */
-  labelledWithoutRow(diffId: string): string[] {
-    return (this.meta.db
-      .prepare(
-        `SELECT l.digest AS digest FROM content_labels l LEFT JOIN variants v ON v.digest = l.digest
-         WHERE l.key = ? AND l.value = ? AND v.digest IS NULL ORDER BY l.digest`,
-      )
-      .all(Label.UNCOMPRESSED, diffId) as Array<{ digest: string }>).map((r) => r.digest);
-  }
-
-  /** Remove a variant row (GC, with the write lock held). */
+  /** Remove a variant row and any claim about the blob (GC or fsck, with the write lock held). */
   deleteLocked(digest: string): void {
     this.meta.db.prepare('DELETE FROM variants WHERE digest = ?').run(digest);
+    this.meta.db.prepare('DELETE FROM variant_claims WHERE digest = ?').run(digest);
   }
 }

@@ -83,6 +83,18 @@ export class ContentStore {
     return !!this.meta.db.prepare('SELECT 1 FROM blobs WHERE digest = ?').get(digest);
   }
 
+  /**
+   * Attach a blob to `lease` if it is present, under the write lock (so prune cannot take
+   * it between the check and the attach). Call before reading a blob a command needs.
+   */
+  attachIfPresent(digest: Digest, lease: ResourceHolder | undefined): boolean {
+    return this.meta.write(() => {
+      if (!this.has(digest)) return false;
+      lease?.attach('content', digest);
+      return true;
+    });
+  }
+
   /** Every committed blob, from the database. */
   list(): BlobInfo[] {
     const rows = this.meta.db.prepare('SELECT digest, size, created_at FROM blobs ORDER BY digest').all() as Array<{

@@ -115,7 +115,7 @@ export async function kindLoad(store: Store, refs: string[], opts: KindLoadOptio
       progress.warn(m);
     };
     // Plan before touching any node: a missing image or blob fails here.
-    const plan = await planSave(store, refs, { progress: warningsTo(warn) });
+    const plan = await planSave(store, refs, { progress: warningsTo(warn), lease });
     const wanted = await wantedImages(store, refs);
     const fullBytes = archiveBytes(plan);
     const nodes = opts.nodes?.length

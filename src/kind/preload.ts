@@ -21,6 +21,8 @@ export interface KindPreloadOptions {
   progress?: Progress;
   lease?: ResourceHolder;
   leaseId?: string;
+  /** `--skip-non-distributable`: leave absent foreign layers out (as `save`). */
+  skipNonDistributable?: boolean;
 }
 
 export interface PreloadImage {
@@ -116,7 +118,7 @@ export async function kindPreload(store: Store, refs: string[], opts: KindPreloa
     const planned: Array<{ ref: string; name: string }> = [];
     const seen = new Set<string>();
     for (const ref of refs) {
-      const p = await planSave(store, [ref], { platforms });
+      const p = await planSave(store, [ref], { platforms, lease, skipNonDistributable: opts.skipNonDistributable });
       const name = p.images[0].name;
       if (seen.has(name)) continue;
       seen.add(name);
@@ -135,7 +137,7 @@ export async function kindPreload(store: Store, refs: string[], opts: KindPreloa
     const archives: PreloadArchive[] = [];
     try {
       for (const job of jobs) {
-        const r = await saveImages(store, job.refs, { output: job.file, platforms, lease, progress });
+        const r = await saveImages(store, job.refs, { output: job.file, platforms, lease, progress, skipNonDistributable: opts.skipNonDistributable });
         written.push(job.file);
         warnings.push(...r.warnings);
         for (const c of r.changes) if (!changes.some((x) => x.from === c.from && x.to === c.to)) changes.push(c);

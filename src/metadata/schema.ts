@@ -5,7 +5,10 @@
  * Tables by concept:
  *  - blobs, content_labels          content store index and labels (src/content)
  *  - images                         name -> target descriptor (src/images)
- *  - variants                       compressed/uncompressed blobs of a layer, keyed by blob digest (src/compression)
+ *  - variants                       PROVEN blobs of a layer, keyed by blob digest (src/compression): a row
+ *                                   exists only after imgtool hashed the blob's decompressed bytes to diff_id
+ *  - variant_claims                 unproven blob -> diffID claims (rows of stores written before proofs);
+ *                                   never read by retention or as a source of layers until proven
  *  - snapshots                      unpacked layers keyed by chainID with parent (src/snapshots)
  *  - snapshot_content (view)        every blob known for a snapshot = the variants of its diffID
  *  - leases, lease_resources        GC roots held by users and running processes (src/leases)
@@ -72,5 +75,27 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (lease_id, kind, ref)
   );
   CREATE INDEX lease_resources_ref ON lease_resources(kind, ref);
+  `,
+  // 2: variant rows become proofs. Rows written before this migration may come from an
+  // archive's (untrusted) config: they are moved to variant_claims and proven again lazily
+  // (first use, or fsck). An uncompressed blob whose digest is its diffID proves itself.
+  `
+  CREATE TABLE variant_claims (
+    digest         TEXT NOT NULL,
+    diff_id        TEXT NOT NULL,
+    compression    TEXT NOT NULL CHECK (compression IN ('none','gzip','zstd')),
+    size           INTEGER NOT NULL,
+    media_type     TEXT,
+    level          INTEGER,
+    codec_version  TEXT,
+    created_at     INTEGER NOT NULL,
+    PRIMARY KEY (digest, diff_id)
+  );
+  CREATE INDEX variant_claims_diff_id ON variant_claims(diff_id);
+  INSERT OR IGNORE INTO variant_claims (digest, diff_id, compression, size, media_type, level, codec_version, created_at)
+    SELECT digest, diff_id, compression, size, media_type, level, codec_version, created_at FROM variants
+    WHERE NOT (compression = 'none' AND digest = diff_id);
+  DELETE FROM variants WHERE NOT (compression = 'none' AND digest = diff_id);
+  DELETE FROM content_labels WHERE key = 'containerd.io/uncompressed' AND digest NOT IN (SELECT digest FROM variants);
   `,
 ];

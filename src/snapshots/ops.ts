@@ -16,6 +16,7 @@ import { contentSource } from '../images/source';
 import { Compression, isIndexType, layerCompression } from '../images/mediatypes';
 import { Platform, exactMatcher, formatPlatform, hostPlatform, parsePlatform } from '../platform';
 import { AutoDecompressStream, codecVersion, compressStream, DEFAULT_LEVEL } from '../compression/codecs';
+import { hashDecompressed, proveVariant } from '../compression/prove';
 import { DigestStream, Digester, shortDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, InvalidArchiveError, MissingContentError, NotFoundError } from '../errors';
 import { TarParser } from './tar';
@@ -183,14 +184,18 @@ export interface UnpackResult {
 
 /**
  * Create an image's snapshot chain: one snapshot per layer keyed by chainID. Existing
- * snapshots are not re-applied, but every present layer blob of the image is recorded
- * as a variant of its diffID either way.
+ * snapshots are not re-applied, but the image's own layer blob, when present and not yet
+ * proven to be that diffID, gets a checking pass (decompress + hash): a snapshot with the
+ * claimed chainID existing says nothing about this image's blob. Every blob whose
+ * decompressed bytes hashed to its diffID (applied or checked) is recorded as a proven
+ * variant when the whole unpack succeeds; a failed unpack records none. Each blob read and
+ * each snapshot used is attached to `opts.lease` (under the write lock) before it is read.
  */
 export async function unpackImage(store: Store, ref: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const snaps = store.snapshots;
   const progress = opts.progress ?? silentProgress;
   const img = await resolveImageLayers(store, ref, opts.platform);
-  recordVariants(store, img);
+  const proofs: Array<Parameters<Store['variants']['recordProof']>[0]> = [];
   const result: UnpackResult = {
     image: img.name,
     manifest: img.manifestDesc.digest,
@@ -205,6 +210,12 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
     const what = `image ${img.name} layer ${i + 1}/${total} (${l.desc.digest})`;
     if (snaps.has(l.chainId)) {
       if (opts.lease && !snaps.attach(l.chainId, opts.lease)) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} was removed while unpacking; retry`);
+      if (!store.variants.get(l.desc.digest) && store.content.attachIfPresent(l.desc.digest, opts.lease)) {
+        // The snapshot proves nothing about this image's blob: check it once.
+        await checkLayerBlob(store, l.desc, l.diffId, what);
+        const c = layerCompression(l.desc.mediaType);
+        if (c) proofs.push({ digest: l.desc.digest, diffId: l.diffId, compression: c, size: l.desc.size, mediaType: l.desc.mediaType });
+      }
       if (view) {
         await mergeSnapshot(view.tree, snaps.indexFile(l.chainId), i);
         view.fsRoots[i] = snaps.fsDir(l.chainId);
@@ -213,7 +224,7 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
       continue;
     }
     if (!view) view = i > 0 ? await loadMergedView(snaps, img.layers[i - 1].chainId) : { tree: newRoot(), fsRoots: [] };
-    const src = openLayerSource(store, l.desc, l.diffId, what);
+    const src = openLayerSource(store, l.desc, l.diffId, what, opts.lease);
     const task = progress.task(`unpack ${shortDigest(l.desc.digest)} (${i + 1}/${total})`, src.size);
     const work = snaps.prepare();
     try {
@@ -228,40 +239,54 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
       task.finish();
     }
     result.layers.push({ index: i, digest: l.desc.digest, diffId: l.diffId, chainId: l.chainId, applied: true, source: src.source });
+    // Applying hashed the blob's decompressed bytes to the diffID: a proof.
+    if (src.source?.kind === 'blob' && src.compression) {
+      proofs.push({ digest: l.desc.digest, diffId: l.diffId, compression: src.compression, size: l.desc.size, mediaType: l.desc.mediaType });
+    }
   }
+  store.meta.write(() => {
+    for (const p of proofs) if (store.content.has(p.digest)) store.variants.recordProof(p);
+  });
   return result;
 }
 
-/** Record every present layer blob of the image against its diffID (if not yet recorded). */
-function recordVariants(store: Store, img: ImageLayers): void {
-  store.meta.write(() => {
-    for (const l of img.layers) {
-      if (store.variants.get(l.desc.digest)) continue;
-      const c = layerCompression(l.desc.mediaType);
-      if (!c || !store.content.has(l.desc.digest)) continue;
-      store.variants.record({ digest: l.desc.digest, diffId: l.diffId, compression: c, size: l.desc.size, mediaType: l.desc.mediaType });
-    }
-  });
+/**
+ * A checking pass over an image's own layer blob: decompress, hash, compare with the
+ * diffID its config claims. Throws naming the image, layer, blob and both diffIDs.
+ */
+async function checkLayerBlob(store: Store, desc: Descriptor, diffId: string, what: string): Promise<void> {
+  const got = await hashDecompressed(store, desc.digest, what);
+  if (got.diffId !== diffId) {
+    throw new DigestMismatchError(diffId, got.diffId, `${what}: blob ${desc.digest} does not decompress to the diffID its config claims; uncompressed layer (diffID)`);
+  }
 }
 
 export interface LayerSource {
   stream: Readable;
   size?: number;
   source: UnpackedLayer['source'];
+  /** Compression of a blob source, by its media type. */
+  compression?: Compression;
 }
 
-/** The image's blob; else a present variant of the diffID; else a rebuild from another snapshot. */
-export function openLayerSource(store: Store, desc: Descriptor, diffId: string, what: string): LayerSource {
-  if (store.content.has(desc.digest)) {
-    return { stream: store.content.openRead(desc.digest, { verify: true, what }), size: desc.size, source: { kind: 'blob', digest: desc.digest } };
+/**
+ * The image's blob; else a PROVEN variant of the diffID; else a rebuild from another
+ * snapshot. The blob or snapshot is attached to `lease` before it is opened. The caller
+ * checks the diffID of what it reads (the image's own blob is only claimed to be it).
+ */
+export function openLayerSource(store: Store, desc: Descriptor, diffId: string, what: string, lease?: ResourceHolder): LayerSource {
+  if (store.content.attachIfPresent(desc.digest, lease)) {
+    const compression = layerCompression(desc.mediaType);
+    return { stream: store.content.openRead(desc.digest, { verify: true, what }), size: desc.size, source: { kind: 'blob', digest: desc.digest }, compression };
   }
   for (const v of store.variants.forDiffId(diffId)) {
-    if (store.content.has(v.digest)) {
+    if (store.content.attachIfPresent(v.digest, lease)) {
       return { stream: store.content.openRead(v.digest, { verify: true, what }), size: v.size, source: { kind: 'variant', digest: v.digest } };
     }
   }
   for (const s of store.snapshots.forDiffId(diffId)) {
     if (!s.reproducible) continue;
+    if (lease && !store.snapshots.attach(s.chainId, lease)) continue;
     const r = rebuildFrom(store.snapshots, s.chainId);
     if (r) return { stream: r, source: { kind: 'snapshot', chainId: s.chainId } };
   }
@@ -332,7 +357,7 @@ export async function rebuildLayerBlob(store: Store, diffId: string, o: RebuildB
   } finally {
     task?.finish();
   }
-  store.variants.record({
+  store.variants.recordProof({
     digest: info.digest, diffId, compression: o.compression, size: info.size, mediaType: o.mediaType,
     level: o.compression === 'none' ? undefined : level, codecVersion: codecVersion(o.compression),
   });
@@ -378,13 +403,11 @@ export async function discardLayers(store: Store, ref: string, opts: DiscardOpti
     for await (const c of r) d.update(c as Buffer);
     const actual = d.digest();
     if (actual !== l.diffId) throw new DigestMismatchError(l.diffId, actual, `${what}: rebuild from snapshot ${l.chainId} (blob kept)`);
+    // The row kept after the blob goes must be a proof, not the config's claim.
+    if (store.content.has(l.desc.digest)) await proveVariant(store, l.desc.digest, l.diffId, { mediaType: l.desc.mediaType, what });
     const freed = store.meta.write(() => {
       const snap = store.snapshots.get(l.chainId);
       if (!snap || !snap.reproducible) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} removed meanwhile; blob kept`);
-      if (!store.variants.get(l.desc.digest)) {
-        const c = layerCompression(l.desc.mediaType);
-        if (c) store.variants.record({ digest: l.desc.digest, diffId: l.diffId, compression: c, size: l.desc.size, mediaType: l.desc.mediaType });
-      }
       const info = store.content.info(l.desc.digest);
       if (!info) return 0;
       store.content.forgetLocked(l.desc.digest);

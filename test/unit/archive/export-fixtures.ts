@@ -49,7 +49,7 @@ export async function addLayer(store: Store, files: Record<string, string | Buff
   const blob = await compress(t, c);
   const info = await store.content.ingestBuffer(blob);
   const desc: Descriptor = { mediaType: layerMediaType(c, !docker), digest: info.digest, size: info.size };
-  store.variants.record({ digest: info.digest, diffId, compression: c, size: info.size, mediaType: desc.mediaType });
+  store.variants.recordProof({ digest: info.digest, diffId, compression: c, size: info.size, mediaType: desc.mediaType });
   return { desc, diffId, tar: t };
 }
 
@@ -57,7 +57,7 @@ export async function addLayer(store: Store, files: Record<string, string | Buff
 export async function addVariant(store: Store, layer: FixtureLayer, c: LayerCompression): Promise<Descriptor> {
   const blob = await compress(layer.tar, c);
   const info = await store.content.ingestBuffer(blob);
-  store.variants.record({ digest: info.digest, diffId: layer.diffId, compression: c, size: info.size, mediaType: layerMediaType(c, true) });
+  store.variants.recordProof({ digest: info.digest, diffId: layer.diffId, compression: c, size: info.size, mediaType: layerMediaType(c, true) });
   return { mediaType: layerMediaType(c, true), digest: info.digest, size: info.size };
 }
 

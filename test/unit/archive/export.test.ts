@@ -251,9 +251,10 @@ describe('saveImages', () => {
     expect(fs.existsSync(file('pin.tar'))).toBe(false);
   });
 
-  it('--compression uses existing variants; none -> missing naming the layer', async () => {
+  it('--compression uses existing variants; a resolver that cannot produce one -> missing naming the layer', async () => {
     const a = await simple('a:1', 'a');
-    await expect(saveImages(store, ['a:1'], { output: file('z.tar'), host, compression: 'zstd' })).rejects.toThrow(/not available as zstd/);
+    const never = { resolveLayer: async () => undefined };
+    await expect(saveImages(store, ['a:1'], { output: file('z.tar'), host, compression: 'zstd', layerResolver: never })).rejects.toThrow(/not available as zstd/);
     expect(fs.existsSync(file('z.tar'))).toBe(false);
     const z = [await addVariant(store, a.layers[0], 'zstd'), await addVariant(store, a.layers[1], 'zstd')];
     const res = await saveImages(store, ['a:1'], { output: file('z.tar'), host, compression: 'zstd' });

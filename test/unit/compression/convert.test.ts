@@ -164,9 +164,9 @@ describe('convertImage', () => {
     const tar1 = zlib.gunzipSync(fs.readFileSync(e.b.blobs.path(ls[1].digest)));
     const tar2 = zlib.gunzipSync(fs.readFileSync(e.b.blobs.path(ls[2].digest)));
     await put(e, img, 'gaps:1', { skip: new Set([ls[1].digest, ls[2].digest]) });
-    e.store.variants.record({ digest: ls[1].digest, diffId: ls[1].diffId, compression: 'gzip', size: ls[1].size, level: 6, codecVersion: require('../../../src/compression/codecs').codecVersion('gzip') });
+    e.store.variants.recordProof({ digest: ls[1].digest, diffId: ls[1].diffId, compression: 'gzip', size: ls[1].size, level: 6, codecVersion: require('../../../src/compression/codecs').codecVersion('gzip') });
     await e.store.content.ingestBuffer(tar1);
-    e.store.variants.record({ digest: ls[1].diffId, diffId: ls[1].diffId, compression: 'none', size: tar1.length });
+    e.store.variants.recordProof({ digest: ls[1].diffId, diffId: ls[1].diffId, compression: 'none', size: tar1.length });
     const rebuild = (_s: Store, d: string) => (d === ls[2].diffId ? Readable.from([tar2]) : undefined);
 
     // keep gzip: the missing blobs come back byte-identical (same codec, same level)

@@ -27,7 +27,7 @@ async function tarOf(e: Env, seed: number, size?: number): Promise<{ tar: Buffer
 
 async function putVariant(e: Env, diffId: string, bytes: Buffer, compression: 'gzip' | 'zstd' | 'none', extra: { level?: number; codecVersion?: string; mediaType?: string; record?: boolean } = {}) {
   const info = await e.store.content.ingestBuffer(bytes);
-  if (extra.record !== false) e.store.variants.record({ digest: info.digest, diffId, compression, size: info.size, level: extra.level, codecVersion: extra.codecVersion, mediaType: extra.mediaType });
+  if (extra.record !== false) e.store.variants.recordProof({ digest: info.digest, diffId, compression, size: info.size, level: extra.level, codecVersion: extra.codecVersion, mediaType: extra.mediaType });
   return info.digest;
 }
 
@@ -116,13 +116,49 @@ describe('ensureLayer', () => {
     expect(e.store.variants.get(z)!.compression).toBe('zstd');
   });
 
-  it('finds blobs labelled containerd.io/uncompressed that have no variant row', async () => {
+  it('an unproven claim (a row of a store written before proofs) is used only after a checking pass proves it', async () => {
     const { tar, diffId } = await tarOf(e, 7);
     const gz = await putVariant(e, diffId, compressBufferSync('gzip', tar), 'gzip', { record: false });
-    e.store.content.setLabel(gz, Label.UNCOMPRESSED, diffId);
+    const claim = (digest: string, d: string) => e.store.meta.db
+      .prepare("INSERT INTO variant_claims (digest, diff_id, compression, size, created_at) VALUES (?, ?, 'gzip', 1, 0)").run(digest, d);
+    claim(gz, diffId);
     const r = await ensureLayer(e.store, diffId, { compression: 'gzip' });
     expect(r).toMatchObject({ digest: gz, source: 'existing' });
     expect(e.store.variants.get(gz)).toMatchObject({ diffId, compression: 'gzip' });
+    expect(e.store.variants.claimsFor(diffId)).toEqual([]);
+  });
+
+  it('the attacker\'s claim: a blob claimed to be layer Y that decodes to X is never returned for Y, and the claim is dropped', async () => {
+    const y = await tarOf(e, 21);
+    const x = await tarOf(e, 22);
+    const evil = await putVariant(e, y.diffId, compressBufferSync('zstd', x.tar), 'zstd', { record: false });
+    e.store.meta.db.prepare("INSERT INTO variant_claims (digest, diff_id, compression, size, created_at) VALUES (?, ?, 'zstd', 1, 0)").run(evil, y.diffId);
+    await putVariant(e, y.diffId, compressBufferSync('gzip', y.tar), 'gzip');
+    const p = recorder();
+    const r = await ensureLayer(e.store, y.diffId, { compression: 'zstd', progress: p });
+    expect(r.digest).not.toBe(evil);
+    expect(r.source).toBe('converted');
+    expect(p.warnings.join('\n')).toMatch(new RegExp(`${evil}.*is not`));
+    expect(e.store.variants.get(evil)).toBeUndefined();
+    expect(e.store.variants.claimsFor(y.diffId)).toEqual([]);
+  });
+
+  it('a blob the caller\'s own manifest names (prefer) is used without a proof, and not recorded as one', async () => {
+    const { tar, diffId } = await tarOf(e, 23);
+    const gz = await putVariant(e, diffId, compressBufferSync('gzip', tar), 'gzip', { record: false });
+    const r = await ensureLayer(e.store, diffId, { compression: 'gzip', prefer: gz });
+    expect(r).toMatchObject({ digest: gz, source: 'existing' });
+    expect(e.store.variants.get(gz)).toBeUndefined();
+    // Another image asking for the layer (no prefer) does not get it on that claim alone:
+    // it is not even a candidate (no row, no claim), so the layer is produced otherwise or missing.
+    await expect(ensureLayer(e.store, diffId, { compression: 'gzip', rebuild: null })).rejects.toThrow(MissingContentError);
+  });
+
+  it('two proofs for one blob with different diffIDs are an error naming both', async () => {
+    const a = await tarOf(e, 24);
+    const gz = await putVariant(e, a.diffId, compressBufferSync('gzip', a.tar), 'gzip');
+    const other = 'sha256:' + 'ab'.repeat(32);
+    expect(() => e.store.variants.recordProof({ digest: gz, diffId: other, compression: 'gzip', size: 1 })).toThrow(new RegExp(`${gz}.*${a.diffId}.*${other}`));
   });
 
   it('rebuilds from the snapshot when no blob is present; a wrong rebuild is an error', async () => {
@@ -141,7 +177,7 @@ describe('ensureLayer', () => {
   it('fails naming image, layer and diffID when nothing can produce the layer', async () => {
     const { tar, diffId } = await tarOf(e, 10);
     const gz = compressBufferSync('gzip', tar);
-    e.store.variants.record({ digest: 'sha256:' + require('crypto').createHash('sha256').update(gz).digest('hex'), diffId, compression: 'gzip', size: gz.length });
+    e.store.variants.recordProof({ digest: 'sha256:' + require('crypto').createHash('sha256').update(gz).digest('hex'), diffId, compression: 'gzip', size: gz.length });
     const err = await ensureLayer(e.store, diffId, { compression: 'zstd', rebuild: null, what: 'image docker.io/library/x:1 (linux/amd64) layer 2' }).catch((x) => x);
     expect(err).toBeInstanceOf(MissingContentError);
     expect(err.message).toContain('image docker.io/library/x:1 (linux/amd64) layer 2');

@@ -62,7 +62,7 @@ function recordLayers(e: Env, img: BuiltImage, skip?: Set<string>): void {
   img.layers.forEach((l, i) => {
     if (skip?.has(l.digest)) return;
     const mt = img.manifest.layers[i].mediaType;
-    e.store.variants.record({ digest: l.digest, diffId: l.diffId, compression: layerCompression(mt) ?? l.compression, size: l.size, mediaType: mt });
+    e.store.variants.recordProof({ digest: l.digest, diffId: l.diffId, compression: layerCompression(mt) ?? l.compression, size: l.size, mediaType: mt });
   });
 }
 

@@ -35,7 +35,7 @@ export function layer(seed: string, size = 2048): FixLayer {
 export async function makeImage(store: Store, name: string, layers: FixLayer[], lease?: ResourceHolder): Promise<FixImage> {
   for (const l of layers) {
     await store.content.ingestBuffer(l.gz, { digest: l.digest, size: l.gz.length, lease });
-    store.variants.record({ digest: l.digest, diffId: l.diffId, compression: 'gzip', size: l.gz.length, mediaType: MediaType.OCI_LAYER_GZIP });
+    store.variants.recordProof({ digest: l.digest, diffId: l.diffId, compression: 'gzip', size: l.gz.length, mediaType: MediaType.OCI_LAYER_GZIP });
   }
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) }, name }));
   const cfg = await store.content.ingestBuffer(config, { lease });
@@ -73,7 +73,7 @@ export function addSnapshots(store: Store, layers: FixLayer[]): string[] {
 export async function addVariant(store: Store, l: FixLayer, compression: 'zstd' | 'none' = 'zstd', lease?: ResourceHolder): Promise<string> {
   const bytes = compression === 'none' ? l.raw : Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), l.raw]);
   const info = await store.content.ingestBuffer(bytes, { lease });
-  store.variants.record({ digest: info.digest, diffId: l.diffId, compression, size: bytes.length, mediaType: compression === 'zstd' ? MediaType.OCI_LAYER_ZSTD : MediaType.OCI_LAYER });
+  store.variants.recordProof({ digest: info.digest, diffId: l.diffId, compression, size: bytes.length, mediaType: compression === 'zstd' ? MediaType.OCI_LAYER_ZSTD : MediaType.OCI_LAYER });
   return info.digest;
 }
 

@@ -28,7 +28,7 @@ describe('prune', () => {
     const junk = await store.content.ingestBuffer(Buffer.from('unreferenced'));
     const junk2 = layer('junk');
     await store.content.ingestBuffer(junk2.gz);
-    store.variants.record({ digest: junk2.digest, diffId: junk2.diffId, compression: 'gzip', size: junk2.gz.length });
+    store.variants.recordProof({ digest: junk2.digest, diffId: junk2.diffId, compression: 'gzip', size: junk2.gz.length });
 
     const before = { blobs: blobIds(store), variants: variantIds(store) };
     const dry = prune(store, { dryRun: true });

@@ -1,0 +1,72 @@
+/**
+ * Checking passes: the one way a blob <-> diffID link that nobody has hashed yet becomes a
+ * proof. A claim (an archive config's `rootfs.diff_ids`, a registry's config, a row of a
+ * store written before proofs) is believed only after the blob's decompressed bytes were
+ * hashed here (or while unpacking / converting, which hash the same bytes on the way).
+ */
+import { Transform, TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Store } from '../store';
+import { Digest, Digester } from '../digest';
+import { DigestMismatchError } from '../errors';
+import { AutoDecompressStream, Compression } from './codecs';
+
+export interface DecodedDigest {
+  /** sha256 of the decompressed bytes. */
+  diffId: Digest;
+  /** Compression found by magic. */
+  compression: Compression;
+  /** Decompressed size. */
+  size: number;
+}
+
+/** Hashes what flows through (without keeping it). */
+class HashSink extends Transform {
+  readonly d = new Digester();
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.d.update(chunk);
+    cb();
+  }
+}
+
+/**
+ * Stream a stored blob (its own digest verified on the way) through the decoder its magic
+ * bytes name and hash the output. Memory stays flat whatever the blob decompresses to.
+ */
+export async function hashDecompressed(store: Store, digest: Digest, what: string): Promise<DecodedDigest> {
+  const input = store.content.openRead(digest, { verify: true, what });
+  const dec = new AutoDecompressStream();
+  const sink = new HashSink();
+  await pipeline(input, dec, sink);
+  return { diffId: sink.d.digest(), compression: dec.detected ?? 'none', size: sink.d.size };
+}
+
+export interface ProveOptions {
+  /** Media type to record with the proof. */
+  mediaType?: string;
+  /** Context for messages. */
+  what?: string;
+}
+
+/**
+ * Prove (or refute) that stored blob `digest` decompresses to `diffId`. On success the
+ * link is recorded as a variant (a proof) and returned; on a mismatch any claim of that
+ * link is dropped and a DigestMismatchError naming both diffIDs is thrown. A blob that is
+ * already proven costs nothing.
+ */
+export async function proveVariant(store: Store, digest: Digest, diffId: Digest, opts: ProveOptions = {}): Promise<void> {
+  const row = store.variants.get(digest);
+  if (row) {
+    if (row.diffId === diffId) return;
+    throw new DigestMismatchError(diffId, row.diffId, `${opts.what ?? `blob ${digest}`}: blob ${digest} is proven to decompress to another layer; uncompressed layer (diffID)`);
+  }
+  const what = opts.what ?? `blob ${digest}`;
+  const got = await hashDecompressed(store, digest, what);
+  if (got.diffId !== diffId) {
+    store.variants.dropClaim(digest, diffId);
+    throw new DigestMismatchError(diffId, got.diffId, `${what}: blob ${digest} does not decompress to the layer's diffID; uncompressed layer (diffID)`);
+  }
+  const info = store.content.info(digest);
+  if (!info) return; // removed meanwhile: nothing to record
+  store.variants.recordProof({ digest, diffId, compression: got.compression, size: info.size, mediaType: opts.mediaType });
+}
