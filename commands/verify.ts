@@ -7,7 +7,8 @@ export default class Verify extends ImgtoolCommand<typeof Verify> {
 The tar is well-formed and not truncated; every blob's digest and size is right; every
 manifest, config and layer that index.json or manifest.json references is present (absent
 platforms of an index are reported as partial, an error with --strict); media types are known
-or warned about. Prints a summary on stdout; exits non-zero listing every problem.`;
+or warned about. With --strict, every layer is also decompressed and hashed: it must give the
+diffID its config names. Prints a summary on stdout; exits non-zero listing every problem.`;
 
   static override examples = ['<%= config.bin %> verify images.tar', 'curl -s https://example.com/x.tar.gz | <%= config.bin %> verify -'];
 
@@ -16,13 +17,13 @@ or warned about. Prints a summary on stdout; exits non-zero listing every proble
   };
 
   static override flags = {
-    strict: Flags.boolean({ default: false, description: 'an index with absent platforms is an error' }),
+    strict: Flags.boolean({ default: false, description: 'an index with absent platforms is an error, and every layer must decompress to its config\'s diffID (decodes each layer)' }),
   };
 
   async run(): Promise<void> {
     const file = this.args.file;
     if (file === '-' && process.stdin.isTTY) throw new InvalidArgumentError('no archive on stdin');
-    const r = await verifyArchive(file, { strict: this.flags.strict, progress: this.progress });
+    const r = await verifyArchive(file, { strict: this.flags.strict, diffIds: this.flags.strict, progress: this.progress });
     for (const w of r.warnings) this.warn_(w);
     if (this.flags.json) this.outJSON(r);
     else for (const l of summary(r)) this.out(l);

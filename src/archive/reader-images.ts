@@ -243,6 +243,14 @@ export async function checkArchiveImages(scan: ArchiveScan, resolved: ResolvedAr
           problems.push(`${img.label}: layer ${i + 1} ${l.digest} is uncompressed, so its diffID must be its digest, but the config says ${diffId}`);
           return;
         }
+        if (file?.decoded?.error) {
+          problems.push(`${img.label}: layer ${i + 1} ${l.digest}: ${file.decoded.error}`);
+          return;
+        }
+        if (file?.decoded?.digest && file.decoded.digest !== diffId) {
+          problems.push(`${img.label}: layer ${i + 1} ${l.digest} decompresses to ${file.decoded.digest}, but the config says its diffID is ${diffId}`);
+          return;
+        }
         if (src.sizeOf(l.digest) === undefined) return;
         img.layers.push({ digest: l.digest, diffId, compression: actual, size: l.size, mediaType: l.mediaType });
       });

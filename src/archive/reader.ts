@@ -11,7 +11,7 @@
  */
 import * as posix from 'node:path/posix';
 import { finished } from 'node:stream/promises';
-import { Compression, detectCompression } from '../compression/codecs';
+import { Compression, decompressStream, detectCompression } from '../compression/codecs';
 import { Digest, Digester } from '../digest';
 import { MAX_JSON_SIZE } from '../content';
 import {
@@ -29,6 +29,11 @@ export interface ArchiveFile {
   size: number;
   /** Compression sniffed from the file's first bytes. */
   compression: Compression;
+  /**
+   * With a decoding sink (`verify --strict`): sha256 of the file's decompressed bytes, or why
+   * it does not decompress. Undefined for uncompressed files (their digest is that hash).
+   */
+  decoded?: { digest?: Digest; error?: string };
 }
 
 /** Receives each regular file's bytes as they stream. */
@@ -45,10 +50,68 @@ export interface BlobTarget {
   write(chunk: Buffer, done?: (err?: Error | null) => void): boolean;
   drained(): Promise<void>;
   /** Every byte written: resolves once the bytes are verified (and, for a store, committed). */
-  finish(): Promise<{ digest: Digest; size: number }>;
+  finish(): Promise<{ digest: Digest; size: number; decoded?: ArchiveFile['decoded'] }>;
   /** Drop what was written. */
   abort(): Promise<void>;
 }
+
+/**
+ * As `hashSink`, and also hashes the decompressed bytes of every gzip or zstd file (any file
+ * may turn out to be a layer once the manifests are read), so that `verify --strict` can
+ * check each layer against its config's diffID in the same single pass. Decoding streams:
+ * memory stays flat whatever a file decompresses to.
+ */
+export const decodingHashSink: BlobSink = {
+  begin(entry) {
+    const inner = hashSink.begin(entry);
+    let dec: NodeJS.ReadWriteStream | undefined;
+    let decoded: Digester | undefined;
+    let error: string | undefined;
+    let ended: Promise<void> | undefined;
+    let head: Buffer | undefined;
+    const start = (first: Buffer) => {
+      const c = detectCompression(first);
+      if (c === 'none') return;
+      decoded = new Digester();
+      const d = decompressStream(c);
+      d.on('data', (b: Buffer) => decoded!.update(b));
+      ended = new Promise<void>((resolve) => {
+        d.on('end', () => resolve());
+        d.on('error', (e: Error) => {
+          error = error ?? `${c} stream does not decompress: ${e.message}`;
+          resolve();
+        });
+      });
+      dec = d;
+    };
+    return {
+      write(chunk, done) {
+        inner.write(chunk);
+        if (!head) {
+          head = Buffer.from(chunk.subarray(0, 4));
+          start(head);
+        }
+        if (!dec || error) {
+          done?.();
+          return true;
+        }
+        return dec.write(chunk, () => done?.());
+      },
+      drained: () => (dec && !error ? new Promise<void>((r) => { dec!.once('drain', r); ended!.then(r); }) : Promise.resolve()),
+      async finish() {
+        const info = await inner.finish();
+        if (!dec) return info;
+        dec.end();
+        await ended;
+        return { ...info, decoded: error ? { error } : { digest: decoded!.digest() } };
+      },
+      async abort() {
+        (dec as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+        await inner.abort();
+      },
+    };
+  },
+};
 
 /** Hashes and checks each file without storing it (verify, ls-archive). */
 export const hashSink: BlobSink = {
@@ -510,7 +573,7 @@ class Scanner {
     const p = target
       .finish()
       .then((info) => {
-        const f: ArchiveFile = { path, digest: info.digest, size: info.size, compression };
+        const f: ArchiveFile = { path, digest: info.digest, size: info.size, compression, ...(info.decoded ? { decoded: info.decoded } : {}) };
         this.out.files.set(path, f);
         if (!this.out.blobs.has(f.digest)) this.out.blobs.set(f.digest, f);
         if (parts && !this.out.json.has(f.digest)) this.out.json.set(f.digest, Buffer.concat(parts));

@@ -11,12 +11,17 @@ import { ImgtoolError } from '../errors';
 import { Progress } from '../progress';
 import { ArchiveInputSource } from './input';
 import { namesForImage } from './naming';
-import { ArchiveScan, hashSink, scanArchive } from './reader';
+import { ArchiveScan, decodingHashSink, hashSink, scanArchive } from './reader';
 import { checkArchiveImages, CheckResult } from './reader-images';
 import { ArchiveFormat, resolveArchive, ResolvedArchive } from './reader-layout';
 
 export interface ExamineOptions {
   strict?: boolean;
+  /**
+   * Check that each layer decompresses to its config's diffID (decodes every gzip/zstd file
+   * while streaming). `imgtool verify --strict` turns it on.
+   */
+  diffIds?: boolean;
   progress?: Progress;
 }
 
@@ -35,7 +40,7 @@ export async function examineArchive(input: ArchiveInputSource, opts: ExamineOpt
   const source = typeof input === 'string' ? (input === '-' ? 'stdin' : input) : 'input';
   const ex: ArchiveExamination = { source, problems: [], warnings: [] };
   try {
-    ex.scan = await scanArchive(input, { sink: hashSink, progress: opts.progress, collectProblems: true });
+    ex.scan = await scanArchive(input, { sink: opts.diffIds ? decodingHashSink : hashSink, progress: opts.progress, collectProblems: true });
     ex.source = ex.scan.label;
     ex.problems.push(...ex.scan.problems);
     ex.warnings.push(...ex.scan.warnings);

@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { Store } from '../store';
 import { walkImage } from '../images/walk';
@@ -9,6 +8,7 @@ import { ImageConfig } from '../images/types';
 import { Marker, chainIds } from './mark';
 import { snapshotFiles } from './snapshot-files';
 import { tempEntryAbandoned, treeSize } from './prune';
+import { HashedBlob, hashStoredFile, judgeLayerClaims, layerClaims } from './fsck-layers';
 
 export interface FsckOptions {
   /** Remove orphans; drop rows whose content is gone or corrupt (reported as unrecoverable). */
@@ -36,7 +36,8 @@ export interface FsckProblem {
     | 'snapshot-broken-chain'
     | 'snapshot-unindexed'
     | 'image-incomplete'
-    | 'image-unreadable';
+    | 'image-unreadable'
+    | 'layer-mismatch';
   subject: string;
   message: string;
   /** With --repair: what was done. */
@@ -55,16 +56,6 @@ export interface FsckResult {
   orphans: number;
   /** True when no error remains (orphans are not damage). */
   ok: boolean;
-}
-
-async function hashFile(p: string): Promise<{ digest: string; size: number }> {
-  const h = crypto.createHash('sha256');
-  let size = 0;
-  for await (const chunk of fs.createReadStream(p, { highWaterMark: 1024 * 1024 })) {
-    h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: 'sha256:' + h.digest('hex'), size };
 }
 
 /**
@@ -86,15 +77,17 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
   const bad = integrity.map((r) => r.integrity_check).filter((s) => s !== 'ok');
   if (bad.length) add({ severity: 'error', kind: 'database', subject: 'metadata.db', message: `SQLite integrity check failed: ${bad.slice(0, 5).join('; ')}` });
 
-  // 1. Every blob row: file present, size and digest right.
+  // 1. Every blob row: file present, size and digest right; every blob <-> diffID link the
+  //    store holds or was told about checked in the same read (see fsck-layers.ts).
+  const claims = await layerClaims(store);
   const rows = store.content.list();
   let bytes = 0;
   let done = 0;
   for (const r of rows) {
     const p = store.content.blobPath(r.digest);
-    let res: { digest: string; size: number } | undefined;
+    let res: HashedBlob | undefined;
     try {
-      res = await hashFile(p);
+      res = await hashStoredFile(p, claims.has(r.digest));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
@@ -128,6 +121,20 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
         Object.assign(pr, { repaired: 'corrupt blob removed', unrecoverable: true });
       }
       add(pr);
+    } else if (res.decoded) {
+      for (const f of judgeLayerClaims(store, r.digest, res.size, res.decoded, claims.get(r.digest) ?? [])) {
+        const pr: FsckProblem = { severity: 'error', kind: 'layer-mismatch', subject: r.digest, message: f.message };
+        if (repair && f.claim.source === 'variant') {
+          store.meta.write(() => store.variants.deleteLocked(r.digest));
+          pr.repaired = 'wrong variant row removed';
+        } else if (repair && f.claim.source === 'claim') {
+          store.variants.dropClaim(r.digest, f.claim.diffId);
+          pr.repaired = 'false claim removed';
+        } else if (repair) {
+          pr.unrecoverable = true; // the image's own config and layer disagree
+        }
+        add(pr);
+      }
     }
   }
 
@@ -149,9 +156,9 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
   for (const f of unindexed) {
     const pr: FsckProblem = { severity: 'orphan', kind: 'blob-unindexed', subject: f.digest, message: `blob file ${f.digest} has no database row` };
     if (repair) {
-      let res: { digest: string; size: number } | undefined;
+      let res: HashedBlob | undefined;
       try {
-        res = await hashFile(f.path);
+        res = await hashStoredFile(f.path, false);
       } catch {
         res = undefined;
       }

@@ -4,6 +4,7 @@ import * as zlib from 'node:zlib';
 import * as crypto from 'node:crypto';
 import { Store, sha256, MediaType, ResourceHolder } from '../../../src';
 import { chainIds } from '../../../src/gc';
+import { compressBufferSync } from '../../../src/compression/codecs';
 
 export interface FixLayer {
   raw: Buffer;
@@ -71,7 +72,7 @@ export function addSnapshots(store: Store, layers: FixLayer[]): string[] {
 
 /** A zstd-like second variant of a layer (any distinct bytes; GC does not decode). */
 export async function addVariant(store: Store, l: FixLayer, compression: 'zstd' | 'none' = 'zstd', lease?: ResourceHolder): Promise<string> {
-  const bytes = compression === 'none' ? l.raw : Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), l.raw]);
+  const bytes = compression === 'none' ? l.raw : compressBufferSync('zstd', l.raw);
   const info = await store.content.ingestBuffer(bytes, { lease });
   store.variants.recordProof({ digest: info.digest, diffId: l.diffId, compression, size: bytes.length, mediaType: compression === 'zstd' ? MediaType.OCI_LAYER_ZSTD : MediaType.OCI_LAYER });
   return info.digest;
