@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Metadata } from '../metadata';
 import { Digest, digestHex, validateDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, NotFoundError, SizeMismatchError } from '../errors';
+import { parseTempOwner, tempOwnerTag } from '../leases/process';
 
 export interface BlobInfo {
   digest: Digest;
@@ -113,8 +114,7 @@ export class ContentStore {
       return;
     }
     for (const n of names) {
-      const m = /^(\d+)-/.exec(n);
-      yield { path: path.join(this.ingestDir, n), pid: m ? Number(m[1]) : 0 };
+      yield { path: path.join(this.ingestDir, n), pid: parseTempOwner(n)?.pid ?? 0 };
     }
   }
 
@@ -164,7 +164,7 @@ export class ContentStore {
     } else if (opts.digest && this.has(opts.digest)) {
       return new ContentWriter(this, this.meta, opts, null);
     }
-    const tmp = path.join(this.ingestDir, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+    const tmp = path.join(this.ingestDir, `${tempOwnerTag()}-${crypto.randomBytes(8).toString('hex')}`);
     return new ContentWriter(this, this.meta, opts, tmp);
   }
 
