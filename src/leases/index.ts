@@ -243,11 +243,14 @@ export class ProcessLease extends Lease {
     this.released = true;
     clearInterval(this.timer);
     unreleased.delete(this);
-    this.leases.remove(this.id);
     try {
-      fs.unlinkSync(this.heartbeatFile);
-    } catch {
-      /* already gone; prune removes heartbeat files of dead owners */
+      this.leases.remove(this.id);
+    } finally {
+      try {
+        fs.unlinkSync(this.heartbeatFile);
+      } catch {
+        /* already gone; prune removes heartbeat files of dead owners */
+      }
     }
   }
 
