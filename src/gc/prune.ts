@@ -219,13 +219,13 @@ export function treeSize(p: string): number {
   return n;
 }
 
-/** Newest mtime in a file or directory tree (best effort; 0 when unreadable). */
+/** Newest mtime in a file or directory tree; Infinity when part of it vanishes meanwhile (it is being changed). */
 function newestMtime(p: string): number {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(p);
   } catch {
-    return 0;
+    return Infinity;
   }
   let n = st.mtimeMs;
   if (!st.isDirectory()) return n;
