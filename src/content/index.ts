@@ -243,6 +243,7 @@ export class ContentStore {
   /** @internal used by ContentWriter */
   commitLocked(tmp: string | null, digest: Digest, size: number, lease?: ResourceHolder): void {
     const final = this.blobPath(digest);
+    lease?.attach('content', digest); // first: a holder whose lease expired must not even rename
     if (tmp) {
       // Another process may have committed the same digest meanwhile: rename is atomic
       // and the bytes are identical, so replacing it is harmless.
@@ -251,7 +252,6 @@ export class ContentStore {
       throw new ImgtoolError('INTERNAL', `blob ${digest} vanished while being verified; retry`);
     }
     this.meta.db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)').run(digest, size, Date.now());
-    lease?.attach('content', digest);
   }
 
   /** @internal fsync the blobs directory so renames survive a crash. */

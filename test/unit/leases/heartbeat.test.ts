@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Store, acquireProcessLease, withCommandLease } from '../../../src';
+import { Store, acquireProcessLease, withCommandLease, sha256 } from '../../../src';
 import { tmpDir, rmrf } from '../../helpers/cli';
 
 const MIN = 60_000;
@@ -29,6 +29,9 @@ describe('process lease heartbeat, seen from its holder', () => {
     const data = Buffer.from('after the freeze');
     await expect(store.content.ingestBuffer(data, { lease })).rejects.toThrow(new RegExp(`lease "${lease.id}" expired: no heartbeat for \\d+ s`));
     expect(store.content.list().map((b) => b.size)).toEqual([Buffer.byteLength('before the freeze')]);
+    // Not even a file at the blob's final path, and its temp file is gone.
+    expect(fs.existsSync(store.content.blobPath(sha256(data)))).toBe(false);
+    expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
     expect(() => store.images.put('x/y:1', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: store.content.list()[0].digest, size: 1 }, lease)).toThrow(/expired/);
     expect(store.images.list()).toEqual([]);
     lease.release();
