@@ -6,6 +6,7 @@ import type { Store } from '../store';
 import { Digest } from '../digest';
 import { ImgtoolError } from '../errors';
 import { Compression, effectiveLevel, zstdParams, GZIP_OS_BYTE } from './codecs';
+import { tempOwnerTag } from '../leases/process';
 
 /**
  * Transcoding a layer file in a worker thread: read → decode → sha256 (the tar) →
@@ -127,7 +128,7 @@ export function transcodeInWorker(
   store: Store, src: Digest, inC: Compression, outC: Compression, level: number | undefined, onProgress?: (n: number) => void,
 ): Promise<TranscodeResult> {
   fs.mkdirSync(store.content.ingestDir, { recursive: true });
-  const tmp = path.join(store.content.ingestDir, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+  const tmp = path.join(store.content.ingestDir, `${tempOwnerTag()}-${crypto.randomBytes(8).toString('hex')}`);
   const lv = effectiveLevel(outC, level);
   const workerData = {
     src: store.content.blobPath(src), inC, outC, level: lv, tmp, gzipOs: GZIP_OS_BYTE,

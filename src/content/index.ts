@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Metadata } from '../metadata';
 import { Digest, digestHex, validateDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, NotFoundError, SizeMismatchError } from '../errors';
+import { parseTempOwner, tempOwnerTag } from '../leases/process';
 
 export interface BlobInfo {
   digest: Digest;
@@ -125,8 +126,7 @@ export class ContentStore {
       return;
     }
     for (const n of names) {
-      const m = /^(\d+)-/.exec(n);
-      yield { path: path.join(this.ingestDir, n), pid: m ? Number(m[1]) : 0 };
+      yield { path: path.join(this.ingestDir, n), pid: parseTempOwner(n)?.pid ?? 0 };
     }
   }
 
@@ -176,7 +176,7 @@ export class ContentStore {
     } else if (opts.digest && this.has(opts.digest)) {
       return new ContentWriter(this, this.meta, opts, null);
     }
-    const tmp = path.join(this.ingestDir, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);
+    const tmp = path.join(this.ingestDir, `${tempOwnerTag()}-${crypto.randomBytes(8).toString('hex')}`);
     return new ContentWriter(this, this.meta, opts, tmp);
   }
 
@@ -255,6 +255,7 @@ export class ContentStore {
   /** @internal used by ContentWriter */
   commitLocked(tmp: string | null, digest: Digest, size: number, lease?: ResourceHolder): void {
     const final = this.blobPath(digest);
+    lease?.attach('content', digest); // first: a holder whose lease expired must not even rename
     if (tmp) {
       // Another process may have committed the same digest meanwhile: rename is atomic
       // and the bytes are identical, so replacing it is harmless.
@@ -263,7 +264,6 @@ export class ContentStore {
       throw new ImgtoolError('INTERNAL', `blob ${digest} vanished while being verified; retry`);
     }
     this.meta.db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)').run(digest, size, Date.now());
-    lease?.attach('content', digest);
   }
 
   /** @internal fsync the blobs directory so renames survive a crash. */

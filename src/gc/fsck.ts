@@ -184,7 +184,7 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
     add(pr);
   }
   for (const t of [...store.content.walkIngest(), ...snaps.walkTemp()]) {
-    if (!tempEntryAbandoned(t.pid, t.path)) continue;
+    if (!tempEntryAbandoned(store, t.path)) continue;
     const pr: FsckProblem = { severity: 'orphan', kind: 'temp', subject: t.path, message: `abandoned temp file of process ${t.pid} (${treeSize(t.path)} bytes)` };
     if (repair) {
       fs.rmSync(t.path, { recursive: true, force: true });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../store';
 import { Marker } from './mark';
-import { leaseIsLive, LeaseInfo, isProcessAlive, processStartTimeMs } from '../leases';
+import { LeaseInfo, parseTempOwner } from '../leases';
 import { snapshotFiles, SnapshotFiles } from './snapshot-files';
 
 export interface PruneOptions {
@@ -101,7 +101,7 @@ function mark(store: Store, snaps: SnapshotFiles, all: boolean): Plan {
   const now = Date.now();
 
   // Leases: live ones are roots; dead process leases and expired user leases are cleared.
-  const leases = store.leases.list().map((l) => ({ l, live: leaseIsLive(l, now) }));
+  const leases = store.leases.list().map((l) => ({ l, live: store.leases.isLive(l, now) }));
   const liveLeases: LeaseInfo[] = leases.filter((x) => x.live).map((x) => x.l);
   const dead = leases.filter((x) => !x.live).map((x) => x.l.id);
 
@@ -219,31 +219,51 @@ export function treeSize(p: string): number {
   return n;
 }
 
-/**
- * A temp entry named `<pid>-…` is abandoned when that process is gone, or when the
- * process now holding that PID started after the entry was last modified (PID reuse).
- */
-export function tempEntryAbandoned(pid: number, p: string): boolean {
-  if (!pid) return false;
-  if (pid === process.pid) return false;
-  if (!isProcessAlive(pid, undefined)) return true;
-  const started = processStartTimeMs(pid);
-  if (started === undefined) return false;
+/** Newest mtime in a file or directory tree; Infinity when part of it vanishes meanwhile (it is being changed). */
+function newestMtime(p: string): number {
+  let st: fs.Stats;
   try {
-    return fs.lstatSync(p).mtimeMs < started - 2000;
+    st = fs.lstatSync(p);
   } catch {
-    return false;
+    return Infinity;
   }
+  let n = st.mtimeMs;
+  if (!st.isDirectory()) return n;
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(p);
+  } catch {
+    return n;
+  }
+  for (const c of names) n = Math.max(n, newestMtime(path.join(p, c)));
+  return n;
+}
+
+/**
+ * A temp entry is named `<tempOwnerTag()>-…` (or `<pid>-…` by older versions). It is
+ * abandoned when its owner is dead by the rule of process leases
+ * (`LeaseManager.ownerIsDead`): proved dead in our PID namespace, or — another
+ * namespace, a hidden /proc entry, an older name without one — when neither the
+ * entry (its newest mtime) nor a heartbeat of that owner changed within the bound.
+ * Entries of other names are never judged.
+ */
+export function tempEntryAbandoned(store: Store, p: string, now = Date.now(), leases: LeaseInfo[] = store.leases.list()): boolean {
+  const owner = parseTempOwner(path.basename(p));
+  if (!owner) return false;
+  return store.leases.ownerIsDead(owner, () => newestMtime(p), now, leases);
 }
 
 function sweepTemp(store: Store, snaps: SnapshotFiles, dryRun: boolean): Array<{ path: string; size: number }> {
   const out: Array<{ path: string; size: number }> = [];
-  const entries: Array<{ path: string; pid: number }> = [...store.content.walkIngest(), ...snaps.walkTemp()];
+  const now = Date.now();
+  const leases = store.leases.list();
+  const entries: Array<{ path: string }> = [...store.content.walkIngest(), ...snaps.walkTemp()];
   for (const e of entries) {
-    if (!tempEntryAbandoned(e.pid, e.path)) continue;
+    if (!tempEntryAbandoned(store, e.path, now, leases)) continue;
     const size = treeSize(e.path);
     if (!dryRun) fs.rmSync(e.path, { recursive: true, force: true });
     out.push({ path: e.path, size });
   }
+  for (const f of store.leases.reapHeartbeats(now, dryRun)) out.push({ path: f, size: 0 });
   return out;
 }

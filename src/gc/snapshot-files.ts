@@ -1,11 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import { parseTempOwner, tempOwnerTag } from '../leases/process';
 
 /**
  * Where snapshot files live on disk, as GC and fsck need to know it:
  * committed snapshots at `ROOT/snapshots/<dir>` and work in progress under
- * `ROOT/snapshots/tmp/<pid>-…`.
+ * `ROOT/snapshots/tmp/<owner tag>-…` (`tempOwnerTag()`: PID namespace, boot id, pid,
+ * start time of the process that created it).
  */
 export interface SnapshotFiles {
   readonly root: string;
@@ -14,7 +16,7 @@ export interface SnapshotFiles {
   dirFor(chainId: string): string;
   /** Committed snapshot directories on disk, with the chainID each is for (undefined when the name is not one). */
   walkDirs(): Generator<{ chainId: string | undefined; path: string }>;
-  /** Temp entries with the PID that created each (0 when unknown: never swept). */
+  /** Temp entries with the PID that created each (0 when the name carries none; informative: the sweeper parses the whole owner tag). */
   walkTemp(): Generator<{ path: string; pid: number }>;
   /** Atomically move a committed snapshot's directory out of the way; returns the new path (to delete), or undefined when absent. */
   moveToTrash(chainId: string): string | undefined;
@@ -50,8 +52,7 @@ export function snapshotFiles(store: { root: string }): SnapshotFiles {
         return;
       }
       for (const n of names) {
-        const m = /^(\d+)-/.exec(n);
-        yield { path: path.join(tmpDir, n), pid: m ? Number(m[1]) : 0 };
+        yield { path: path.join(tmpDir, n), pid: parseTempOwner(n)?.pid ?? 0 };
       }
     },
     moveToTrash(chainId: string) {
@@ -59,7 +60,7 @@ export function snapshotFiles(store: { root: string }): SnapshotFiles {
     },
     moveToTrashPath(from: string) {
       fs.mkdirSync(tmpDir, { recursive: true });
-      const to = path.join(tmpDir, `${process.pid}-gc-${crypto.randomBytes(6).toString('hex')}`);
+      const to = path.join(tmpDir, `${tempOwnerTag()}-gc-${crypto.randomBytes(6).toString('hex')}`);
       try {
         fs.renameSync(from, to);
       } catch (e) {

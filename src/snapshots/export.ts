@@ -19,6 +19,7 @@ import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from './tar';
 import { walk, newRoot, Meta } from './tree';
 import { fsPath } from './tarsplit';
 import { MergedView, applyLayerStream, loadMergedView, resolveImageLayers, openLayerSource } from './ops';
+import { tempOwnerTag } from '../leases/process';
 
 export type ExportTarget = { output: string | Writable } | { dir: string };
 
@@ -161,7 +162,7 @@ async function writeTarTo(view: MergedView, out: string | Writable, stats: { ent
     return;
   }
   const abs = path.resolve(out);
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}-${crypto.randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${tempOwnerTag()}-${crypto.randomBytes(4).toString('hex')}.tmp`);
   try {
     const ws = fs.createWriteStream(tmp, { flags: 'wx' });
     await pipeline(rootfsTar(view, stats), ws);

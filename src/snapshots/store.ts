@@ -18,6 +18,7 @@ import { Metadata } from '../metadata';
 import { ResourceHolder } from '../content';
 import { ImgtoolError, NotFoundError } from '../errors';
 import { sha256, validateDigest } from '../digest';
+import { tempOwnerTag } from '../leases/process';
 
 export interface SnapshotInfo {
   chainId: string;
@@ -126,7 +127,7 @@ export class SnapshotStore {
   /** Create a work directory for preparing a snapshot. */
   prepare(kind = 'extract'): string {
     fs.mkdirSync(this.tmpDir, { recursive: true });
-    const d = path.join(this.tmpDir, `${process.pid}-${kind}-${crypto.randomBytes(8).toString('hex')}`);
+    const d = path.join(this.tmpDir, `${tempOwnerTag()}-${kind}-${crypto.randomBytes(8).toString('hex')}`);
     fs.mkdirSync(d);
     fs.mkdirSync(path.join(d, 'fs'));
     return d;
@@ -188,7 +189,7 @@ export class SnapshotStore {
     const p = this.path(chainId);
     if (!fs.existsSync(p)) return;
     fs.mkdirSync(this.tmpDir, { recursive: true });
-    const trash = path.join(this.tmpDir, `${process.pid}-rm-${crypto.randomBytes(6).toString('hex')}`);
+    const trash = path.join(this.tmpDir, `${tempOwnerTag()}-rm-${crypto.randomBytes(6).toString('hex')}`);
     fs.renameSync(p, trash);
     fs.rmSync(trash, { recursive: true, force: true });
   }

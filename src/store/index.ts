@@ -32,7 +32,7 @@ export class Store {
     this.content = new ContentStore(root, meta);
     this.images = new ImageStore(meta);
     this.variants = new VariantStore(meta, this.content);
-    this.leases = new LeaseManager(meta);
+    this.leases = new LeaseManager(meta, root);
     this.snapshots = new SnapshotStore(root, meta);
   }
 

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Store, sha256 } from '../../../src';
+import { Store, sha256, selfIdentity, tempOwnerTag } from '../../../src';
 import { fsck } from '../../../src/gc';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { layer, makeImage, addSnapshots, addVariant, snapshotIds, fileExists } from './fixture';
@@ -92,7 +92,7 @@ describe('fsck', () => {
     const stray = Buffer.from('stray');
     fs.writeFileSync(store.content.blobPath(sha256(stray)), stray);
     const deadPid = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
-    const tmp = path.join(store.content.ingestDir, `${deadPid}-x`);
+    const tmp = path.join(store.content.ingestDir, `${tempOwnerTag({ ...selfIdentity(), pid: deadPid })}-x`);
     fs.writeFileSync(tmp, 'partial');
     const r = await fsck(store);
     expect(r.ok).toBe(false); // the image's config row is missing: closure incomplete

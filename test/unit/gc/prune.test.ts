@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { Store, sha256, MediaType, processStartId } from '../../../src';
+import { Store, sha256, MediaType, processStartId, selfIdentity, tempOwnerTag } from '../../../src';
 import { prune } from '../../../src/gc';
 import { tmpDir, rmrf, REPO } from '../../helpers/cli';
 import { layer, makeImage, addSnapshots, addVariant, snapshotIds, variantIds, blobIds, fileExists } from './fixture';
@@ -228,11 +228,12 @@ describe('prune', () => {
   it('removes abandoned temp files of dead processes, keeps those of live ones, and files without rows', async () => {
     const ingest = path.join(dir, 'content', 'ingest');
     fs.mkdirSync(ingest, { recursive: true });
-    const dead = path.join(ingest, `${deadPid()}-abandoned`);
-    const mine = path.join(ingest, `${process.pid}-inflight`);
+    const deadTag = tempOwnerTag({ ...selfIdentity(), pid: deadPid() });
+    const dead = path.join(ingest, `${deadTag}-abandoned`);
+    const mine = path.join(ingest, `${tempOwnerTag()}-inflight`);
     fs.writeFileSync(dead, Buffer.alloc(100));
     fs.writeFileSync(mine, Buffer.alloc(50));
-    const snapTmp = path.join(dir, 'snapshots', 'tmp', `${deadPid()}-extract`);
+    const snapTmp = path.join(dir, 'snapshots', 'tmp', `${deadTag}-extract`);
     fs.mkdirSync(snapTmp, { recursive: true });
     fs.writeFileSync(path.join(snapTmp, 'f'), Buffer.alloc(30));
     // A blob file at its final path with no row (a crash between rename and commit).
@@ -277,7 +278,7 @@ describe('prune', () => {
 
     function startChild(): Promise<{ digest: string; tmp: string }> {
       const script = `
-        const { Store, acquireProcessLease } = require(${JSON.stringify(path.join(REPO, 'dist', 'src'))});
+        const { Store, acquireProcessLease, tempOwnerTag } = require(${JSON.stringify(path.join(REPO, 'dist', 'src'))});
         const fs = require('fs');
         (async () => {
           const s = Store.open(${JSON.stringify(dir)});
@@ -285,7 +286,7 @@ describe('prune', () => {
           const info = await s.content.ingestBuffer(Buffer.from('in flight ' + process.pid), { lease });
           const w = s.content.writer({ lease });
           await new Promise((r) => w.write(Buffer.from('half of a blob'), r));
-          const tmp = fs.readdirSync(s.content.ingestDir).find((n) => n.startsWith(process.pid + '-'));
+          const tmp = fs.readdirSync(s.content.ingestDir).find((n) => n.startsWith(tempOwnerTag() + '-'));
           process.stdout.write(JSON.stringify({ digest: info.digest, tmp }) + '\\n');
           setInterval(() => {}, 1000);
         })().catch((e) => { console.error(e); process.exit(2); });
@@ -318,7 +319,9 @@ describe('prune', () => {
       const res2 = prune(store);
       expect(res2.leases).toHaveLength(1);
       expect(res2.blobs.map((b) => b.digest)).toEqual([digest]);
-      expect(res2.tempFiles.map((t) => t.path)).toEqual([tmpPath]);
+      // Its in-flight temp file and the heartbeat file of its lease.
+      expect(res2.tempFiles.map((t) => t.path)).toEqual([tmpPath, path.join(dir, 'leases', res2.leases[0])]);
+      expect(fs.readdirSync(path.join(dir, 'leases'))).toEqual([]);
       expect(store.leases.list()).toEqual([]);
     });
   });
