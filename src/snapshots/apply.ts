@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArchiveError, UnsafePathError, ImgtoolError } from '../errors';
 import { PayloadSink, TarHandler, TarHeader } from './tar';
-import { Meta, Node, NodeType, cleanComponents, implicitDirMeta, lookup, walk } from './tree';
+import { Meta, MtimeClamp, Node, NodeType, cleanComponents, implicitDirMeta, lookup, walk } from './tree';
 import { PayloadLocation, SplitRecorder, fsPath } from './tarsplit';
 
 export interface ApplierOptions {
@@ -56,6 +56,8 @@ export class LayerApplier implements TarHandler {
   private readonly own: string;
   private readonly asideDir: string;
   private asideMade = false;
+  /** mtimes a filesystem cannot take are clamped in the snapshot (the tar-split keeps them). */
+  private readonly mtimes = new MtimeClamp();
 
   constructor(private readonly o: ApplierOptions) {
     this.tree = o.tree;
@@ -90,6 +92,12 @@ export class LayerApplier implements TarHandler {
 
   close(): void {
     this.recorder?.close();
+  }
+
+  /** Warnings about the layer (one line each), once it is applied. */
+  warnings(): string[] {
+    const w = this.mtimes.warning(this.o.what ?? 'layer');
+    return w ? [w] : [];
   }
 
   private err(msg: string, h: TarHeader): UnsafePathError {
@@ -304,7 +312,7 @@ export class LayerApplier implements TarHandler {
   // ---- entries -----------------------------------------------------------
 
   private meta(h: TarHeader, type: NodeType): Meta {
-    const m: Meta = { type, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime };
+    const m: Meta = { type, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: this.mtimes.apply(h.name, h.mtime) };
     if (h.uname) m.uname = h.uname;
     if (h.gname) m.gname = h.gname;
     const xk = Object.keys(h.xattrs);

@@ -520,12 +520,12 @@ function ustarBlock(h: EncodeHeader, name: string, typeflag: string, size: numbe
     pax.set('size', Buffer.from(String(size)));
     writeOctal(b, 0, 124, 12);
   }
+  // fractional, negative or too large for octal: a PAX record, the octal field 0
   const mt = h.mtime ?? 0;
   const mti = Math.floor(mt);
-  if (mt !== mti) pax.set('mtime', Buffer.from(formatPaxTime(mt)));
-  if (!writeOctal(b, Math.max(0, mti), 136, 12)) {
+  if (mt !== mti || !writeOctal(b, mti, 136, 12)) {
     pax.set('mtime', Buffer.from(formatPaxTime(mt)));
-    writeOctal(b, 0, 136, 12);
+    writeOctal(b, mti >= 0 && mti <= 0o77777777777 ? mti : 0, 136, 12);
   }
   b.write(typeflag, 156, 1, 'latin1');
   if (!writeStr(b, linkname, 157, 100)) {

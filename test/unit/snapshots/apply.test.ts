@@ -4,7 +4,7 @@ import { Store } from '../../../src/store';
 import { rawTar, RawEntry } from '../../../src/builder/raw';
 import { unpackImage, rebuildLayer } from '../../../src/snapshots/ops';
 import { tmpDir, rmrf } from '../../helpers/cli';
-import { putImage, viewOf, listAll, sha } from './helpers';
+import { putImage, viewOf, listAll, sha, patchHeader, base256 } from './helpers';
 
 const dir = (name: string, extra: Partial<RawEntry> = {}): RawEntry => ({ name, type: 'dir', mode: 0o755, ...extra });
 const file = (name: string, data: string, extra: Partial<RawEntry> = {}): RawEntry => ({ name, data, mode: 0o644, ...extra });
@@ -309,5 +309,21 @@ describe('unpack', () => {
     expect(view.get('dev')!.meta.implicit).toBe(true);
     expect(view.get('fifo')!.meta.type).toBe('fifo');
     expect(rebuildLayer(store, sha('nothing'))).toBeUndefined();
+  });
+});
+
+describe('hostile numbers inside a layer', () => {
+  it('a negative PAX size fails the unpack promptly, naming the entry; nothing is committed', async () => {
+    const t0 = Date.now();
+    const img = await expectUnpackFails([[file('a', 'x'.repeat(100)), file('victim', 'y'.repeat(700), { pax: { size: '-1536' } }), file('b', 'b')]], /entry "victim".*invalid PAX size "-1536"/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(store.snapshots.has(img.diffIds[0])).toBe(false);
+  }, 10000);
+
+  it('a negative uid (base-256) is refused at parse, not a RangeError later', async () => {
+    const name = `example.com/t${n++}:latest`;
+    const tar = patchHeader(rawTar([file('f', 'x')]), 0, 108, 8, base256(-1n, 8));
+    await putImage(store, name, [tar]);
+    await expect(unpackImage(store, name)).rejects.toThrow(/entry "f".*uid -1 is out of range/);
   });
 });

@@ -7,8 +7,9 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { rawTar, RawEntry } from '../../../src/builder/raw';
-import { TarParser, TarHeader } from '../../../src/snapshots/tar';
+import { TarParser, TarHeader, encodeHeader, END_OF_ARCHIVE } from '../../../src/snapshots/tar';
 import { ImgtoolError } from '../../../src/errors';
+import { patchHeader as patch, base256 as b256 } from './helpers';
 
 const BLOCK = 512;
 const SIZE = 124;
@@ -42,31 +43,6 @@ async function parse(buf: Buffer, chunk = buf.length): Promise<{ headers: TarHea
   for (let i = 0; i < buf.length; i += chunk) chunks.push(buf.subarray(i, i + chunk));
   await pipeline(Readable.from(chunks), p);
   return { headers, out: Buffer.concat(all) };
-}
-
-/** Overwrite a numeric field of the header block at `block` and fix its checksum. */
-function patch(tar: Buffer, block: number, field: number, len: number, bytes: Buffer | string): Buffer {
-  const t = Buffer.from(tar);
-  const h = t.subarray(block * BLOCK, block * BLOCK + BLOCK);
-  h.fill(0, field, field + len);
-  (typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes).copy(h, field);
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += h[i];
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
-  return t;
-}
-
-/** GNU base-256 two's complement of `v` in `len` bytes. */
-function b256(v: bigint, len: number): Buffer {
-  const b = Buffer.alloc(len);
-  let x = v < 0n ? (1n << BigInt(len * 8)) + v : v;
-  for (let i = len - 1; i >= 0; i--) {
-    b[i] = Number(x & 0xffn);
-    x >>= 8n;
-  }
-  if (v >= 0n) b[0] |= 0x80;
-  return b;
 }
 
 async function rejects(buf: Buffer, re: RegExp): Promise<ImgtoolError> {
@@ -169,4 +145,14 @@ describe('tar numeric fields (hostile)', () => {
       await expect(parse(one({ pax: { size: '-1024' } }), chunk)).rejects.toThrow(/entry "victim".*size/);
     }
   }, 10000);
+
+  it('encodeHeader keeps a negative or huge mtime (PAX) instead of writing 0', async () => {
+    const t = Buffer.concat([
+      encodeHeader({ name: 'neg', type: 'dir', mode: 0o755, mtime: -86400 }),
+      encodeHeader({ name: 'negfrac', type: 'dir', mode: 0o755, mtime: -1.5 }),
+      encodeHeader({ name: 'big', type: 'dir', mode: 0o755, mtime: 9223372036 }),
+      END_OF_ARCHIVE,
+    ]);
+    expect((await parse(t)).headers.map((h) => [h.name, h.mtime])).toEqual([['neg', -86400], ['negfrac', -1.5], ['big', 9223372036]]);
+  });
 });
