@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { Store } from '../../../src/store';
 import { rawTar, RawEntry } from '../../../src/builder/raw';
 import { unpackImage, rebuildLayer } from '../../../src/snapshots/ops';
+import { exportRootfs } from '../../../src/snapshots/export';
+import { ImgtoolError } from '../../../src/errors';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { putImage, viewOf, listAll, sha, patchHeader, base256 } from './helpers';
 
@@ -325,5 +327,13 @@ describe('hostile numbers inside a layer', () => {
     const tar = patchHeader(rawTar([file('f', 'x')]), 0, 108, 8, base256(-1n, 8));
     await putImage(store, name, [tar]);
     await expect(unpackImage(store, name)).rejects.toThrow(/entry "f".*uid -1 is out of range/);
+  });
+
+  it('export-rootfs --dir of such an image fails with the header error, not a RangeError from lchown', async () => {
+    const name = `example.com/t${n++}:latest`;
+    await putImage(store, name, [patchHeader(rawTar([file('g', 'x')]), 0, 116, 8, base256(-2n, 8))]);
+    const err = await exportRootfs(store, name, { dir: path.join(outside, 'rootfs') }).catch((e) => e);
+    expect(err).toBeInstanceOf(ImgtoolError);
+    expect(err.message).toMatch(/entry "g".*gid -2 is out of range/);
   });
 });
