@@ -13,12 +13,20 @@
  * Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) hide lower content only
  * (entries of the same layer stay, whatever their order); they never materialise.
  * An entry of another type replaces the lower path entirely.
+ *
+ * aufs bookkeeping at the layer root (`.wh..wh.aufs`, `.wh..wh.orph/…`, `.wh..wh.plnk/…`;
+ * every root `.wh..wh.*` except the opaque marker) never materialises either, as in
+ * moby's and containerd's apply. Regular files under `.wh..wh.plnk/` are kept aside as
+ * the targets of hard links into that directory: such a link becomes the file (with the
+ * plnk file's metadata), and the payload then lives at the link's path, so tar-split
+ * references it there (or inlines it from aside when nothing links to it) and the layer
+ * still rebuilds byte for byte.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArchiveError, UnsafePathError, ImgtoolError } from '../errors';
 import { PayloadSink, TarHandler, TarHeader } from './tar';
-import { Meta, Node, NodeType, cleanComponents, implicitDirMeta, lookup, walk } from './tree';
+import { Meta, MtimeClamp, Node, NodeType, cleanComponents, implicitDirMeta, lookup, walk } from './tree';
 import { PayloadLocation, SplitRecorder, fsPath } from './tarsplit';
 
 export interface ApplierOptions {
@@ -37,6 +45,10 @@ export interface ApplierOptions {
 }
 
 const MAX_LINKS = 255;
+/** Root entries with this prefix are aufs metadata (except the opaque marker). */
+const AUFS_META = '.wh..wh.';
+const AUFS_PLNK = '.wh..wh.plnk';
+const OPAQUE = '.wh..wh..opq';
 
 function join(comps: string[]): string {
   return comps.join('/');
@@ -50,12 +62,16 @@ export class LayerApplier implements TarHandler {
   private readonly payloadLoc: PayloadLocation[] = [];
   /** Own stored path -> payload id. */
   private readonly ownPayload = new Map<string, number>();
+  /** Regular files under `.wh..wh.plnk/` (path below it -> payload id and metadata). */
+  private readonly plnk = new Map<string, { id: number; meta: Meta }>();
   private readonly madeDirs = new Set<string>();
   private readonly tree: Node;
   private readonly cur: number;
   private readonly own: string;
   private readonly asideDir: string;
   private asideMade = false;
+  /** mtimes a filesystem cannot take are clamped in the snapshot (the tar-split keeps them). */
+  private readonly mtimes = new MtimeClamp();
 
   constructor(private readonly o: ApplierOptions) {
     this.tree = o.tree;
@@ -92,6 +108,12 @@ export class LayerApplier implements TarHandler {
     this.recorder?.close();
   }
 
+  /** Warnings about the layer (one line each), once it is applied. */
+  warnings(): string[] {
+    const w = this.mtimes.warning(this.o.what ?? 'layer');
+    return w ? [w] : [];
+  }
+
   private err(msg: string, h: TarHeader): UnsafePathError {
     return new UnsafePathError(`${this.o.what ? this.o.what + ': ' : ''}entry ${JSON.stringify(h.name)}: ${msg}`);
   }
@@ -103,6 +125,7 @@ export class LayerApplier implements TarHandler {
   async entry(h: TarHeader): Promise<PayloadSink> {
     const comps = cleanComponents(h.name);
     if (comps.length === 0) return this.inlineSink(); // the root itself
+    if (comps[0].startsWith(AUFS_META) && !(comps.length === 1 && comps[0] === OPAQUE)) return this.aufsEntry(comps, h);
     const base = comps[comps.length - 1];
     const parentIn = comps.slice(0, -1);
     if (base.startsWith('.wh.')) {
@@ -223,10 +246,7 @@ export class LayerApplier implements TarHandler {
   private setAside(p: string): void {
     const id = this.ownPayload.get(p);
     if (id === undefined) return;
-    if (!this.asideMade) {
-      fs.mkdirSync(this.asideDir, { recursive: true });
-      this.asideMade = true;
-    }
+    this.ensureAside();
     const dst = path.join(this.asideDir, String(id));
     fs.renameSync(fsPath(this.own, p), dst);
     this.payloadLoc[id] = { aside: dst };
@@ -304,7 +324,7 @@ export class LayerApplier implements TarHandler {
   // ---- entries -----------------------------------------------------------
 
   private meta(h: TarHeader, type: NodeType): Meta {
-    const m: Meta = { type, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime };
+    const m: Meta = { type, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: this.mtimes.apply(h.name, h.mtime) };
     if (h.uname) m.uname = h.uname;
     if (h.gname) m.gname = h.gname;
     const xk = Object.keys(h.xattrs);
@@ -346,10 +366,26 @@ export class LayerApplier implements TarHandler {
     const p = join([...parentComps, name]);
     parent.children!.set(name, new Node(name, this.meta(h, 'file'), this.cur));
     this.mkdirPhysical(parentComps);
-    const fd = fs.openSync(fsPath(this.own, p), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
     const id = this.payloadLoc.length;
     this.payloadLoc.push({ stored: p });
     this.ownPayload.set(p, id);
+    return this.payloadSink(fsPath(this.own, p), id, h);
+  }
+
+  /** aufs metadata at the root: only `.wh..wh.plnk/` files are kept (aside), as link targets. */
+  private aufsEntry(comps: string[], h: TarHeader): PayloadSink {
+    if (comps[0] !== AUFS_PLNK || comps.length < 2 || h.type !== 'file') return this.inlineSink();
+    this.ensureAside();
+    const id = this.payloadLoc.length;
+    const file = path.join(this.asideDir, String(id));
+    this.payloadLoc.push({ aside: file });
+    this.plnk.set(join(comps.slice(1)), { id, meta: this.meta(h, 'file') });
+    return this.payloadSink(file, id, h);
+  }
+
+  /** A new file at `file` receiving payload `id` (recorded as a reference in the tar-split). */
+  private payloadSink(file: string | Buffer, id: number, h: TarHeader): PayloadSink {
+    const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
     this.recorder?.payload(id, h.size);
     let closed = false;
     return {
@@ -368,6 +404,7 @@ export class LayerApplier implements TarHandler {
   private linkEntry(parentComps: string[], name: string, h: TarHeader): void {
     const tcomps = cleanComponents(h.linkname);
     if (tcomps.length === 0) throw this.err(`hard link to the image root`, h);
+    if (tcomps[0] === AUFS_PLNK && tcomps.length >= 2) return this.plnkLinkEntry(parentComps, name, h, join(tcomps.slice(1)));
     const tparent = this.resolve(tcomps.slice(0, -1), true, h);
     const tpath = [...tparent, tcomps[tcomps.length - 1]];
     const target = lookup(this.tree, tpath);
@@ -377,30 +414,61 @@ export class LayerApplier implements TarHandler {
     const tp = join(tpath);
     if (p === tp) return; // a link to itself changes nothing
     if (tp.startsWith(p + '/')) throw this.err(`hard link target ${JSON.stringify(h.linkname)} is inside the entry it replaces`, h);
-    const parent = this.ensureParent(parentComps, h);
-    const srcRoot = this.o.fsRoots[target.owner];
-    const tmeta = { ...target.meta };
-    // If the target is ours and set aside by the replacement below it still keeps
-    // its inode; link first into a temp name to be safe.
-    let tmpLink: string | undefined;
-    if (tmeta.type === 'file') {
+    let src: Buffer | undefined;
+    if (target.meta.type === 'file') {
+      const srcRoot = this.o.fsRoots[target.owner];
       if (srcRoot === undefined) throw new ImgtoolError('INTERNAL', `no data directory for layer ${target.owner}`);
-      if (!this.asideMade) {
-        fs.mkdirSync(this.asideDir, { recursive: true });
-        this.asideMade = true;
-      }
+      src = fsPath(srcRoot, tp);
+    }
+    const copied = this.placeLink(parentComps, name, h, target.meta, src);
+    if (copied) this.copiedBytes += target.meta.size ?? 0;
+  }
+
+  /**
+   * A hard link into `.wh..wh.plnk/` (aufs): the entry becomes that file. The first such
+   * link moves the payload from aside into the snapshot at the link's path.
+   */
+  private plnkLinkEntry(parentComps: string[], name: string, h: TarHeader, key: string): void {
+    const t = this.plnk.get(key);
+    if (!t) throw this.err(`hard link target ${JSON.stringify(h.linkname)} is not a file of the layer's ${AUFS_PLNK}/ (aufs) seen before it`, h);
+    const before = this.payloadLoc[t.id];
+    const copied = this.placeLink(parentComps, name, h, t.meta, 'stored' in before ? fsPath(this.own, before.stored) : before.aside);
+    const loc = this.payloadLoc[t.id]; // the replacement may have set it aside
+    if ('aside' in loc) {
+      const p = join([...parentComps, name]);
+      fs.rmSync(loc.aside, { force: true });
+      this.payloadLoc[t.id] = { stored: p };
+      this.ownPayload.set(p, t.id);
+    } else if (copied) {
+      this.copiedBytes += t.meta.size ?? 0;
+    }
+  }
+
+  /**
+   * Put a hard link to `meta` at `parent/name`, replacing what is there; `src` is the
+   * data file of a regular-file target. Returns whether the data had to be copied.
+   */
+  private placeLink(parentComps: string[], name: string, h: TarHeader, meta: Meta, src: string | Buffer | undefined): boolean {
+    const parent = this.ensureParent(parentComps, h);
+    const p = join([...parentComps, name]);
+    const m = { ...meta };
+    delete m.implicit;
+    // The replacement below may set the source aside or remove it (it may be the path
+    // being replaced): link first into a temp name.
+    let tmpLink: string | undefined;
+    let copied = false;
+    if (src !== undefined) {
+      this.ensureAside();
       tmpLink = path.join(this.asideDir, `link-${this.payloadLoc.length}-${Math.random().toString(36).slice(2)}`);
-      const src = fsPath(srcRoot, tp);
       try {
         fs.linkSync(src, tmpLink);
       } catch {
         fs.copyFileSync(src, tmpLink, fs.constants.COPYFILE_EXCL);
-        this.copiedBytes += tmeta.size ?? 0;
+        copied = true;
       }
     }
     this.replace(parent, parentComps, name);
-    delete tmeta.implicit;
-    parent.children!.set(name, new Node(name, tmeta, this.cur));
+    parent.children!.set(name, new Node(name, m, this.cur));
     if (tmpLink) {
       this.mkdirPhysical(parentComps);
       const dst = fsPath(this.own, p);
@@ -411,6 +479,14 @@ export class LayerApplier implements TarHandler {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
       fs.renameSync(tmpLink, dst);
+    }
+    return copied;
+  }
+
+  private ensureAside(): void {
+    if (!this.asideMade) {
+      fs.mkdirSync(this.asideDir, { recursive: true });
+      this.asideMade = true;
     }
   }
 }

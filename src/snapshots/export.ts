@@ -16,7 +16,7 @@ import { Progress, silentProgress } from '../progress';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
 import { shortDigest } from '../digest';
 import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from './tar';
-import { walk, newRoot, Meta } from './tree';
+import { walk, newRoot, Meta, MtimeClamp } from './tree';
 import { fsPath } from './tarsplit';
 import { MergedView, applyLayerStream, loadMergedView, resolveImageLayers, openLayerSource } from './ops';
 import { tempOwnerTag } from '../leases/process';
@@ -52,6 +52,7 @@ export async function exportRootfs(store: Store, ref: string, target: ExportTarg
     let k = 0;
     while (k < img.layers.length && snaps.has(img.layers[k].chainId) && (!opts.lease || snaps.attach(img.layers[k].chainId, opts.lease))) k++;
     const view: MergedView = k > 0 ? await loadMergedView(snaps, img.layers[k - 1].chainId) : { tree: newRoot(), fsRoots: [] };
+    const stats = { entries: 0, bytes: 0, warnings: [] as string[] };
     for (let i = k; i < img.layers.length; i++) {
       const l = img.layers[i];
       const what = `image ${img.name} layer ${i + 1}/${img.layers.length} (${l.desc.digest})`;
@@ -60,12 +61,11 @@ export async function exportRootfs(store: Store, ref: string, target: ExportTarg
       works.push(work);
       const task = progress.task(`apply ${shortDigest(l.desc.digest)} (${i + 1}/${img.layers.length})`, src.size);
       try {
-        await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: false, what, onBytes: (b) => task.update(b) });
+        await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: false, what, onBytes: (b) => task.update(b), warn: (m) => stats.warnings.push(m) });
       } finally {
         task.finish();
       }
     }
-    const stats = { entries: 0, bytes: 0, warnings: [] as string[] };
     if ('dir' in target) await writeDir(view, target.dir, stats);
     else await writeTarTo(view, target.output, stats);
     for (const w of stats.warnings) progress.warn(w);
@@ -83,7 +83,8 @@ export async function exportRootfs(store: Store, ref: string, target: ExportTarg
 // ---------------------------------------------------------------------------
 // tar
 
-function headerFor(p: string, m: Meta): EncodeHeader {
+/** `mtime`: the entry's mtime clamped (MtimeClamp), as a directory export would set it. */
+function headerFor(p: string, m: Meta, mtime: number): EncodeHeader {
   const h: EncodeHeader = {
     name: m.type === 'dir' ? p + '/' : p,
     type: m.type,
@@ -92,7 +93,7 @@ function headerFor(p: string, m: Meta): EncodeHeader {
     gid: m.gid,
     uname: m.uname,
     gname: m.gname,
-    mtime: m.mtime,
+    mtime,
   };
   if (m.xattrs) {
     h.xattrs = {};
@@ -106,15 +107,20 @@ function headerFor(p: string, m: Meta): EncodeHeader {
   return h;
 }
 
-/** The merged view as a tar stream. */
-export function rootfsTar(view: MergedView, stats = { entries: 0, bytes: 0 }): Readable {
+/**
+ * The merged view as a tar stream. mtimes are clamped as for a directory export (snapshots
+ * made before clamping existed may hold any); `stats.warnings`, when given, gets one line.
+ */
+export function rootfsTar(view: MergedView, stats: { entries: number; bytes: number; warnings?: string[] } = { entries: 0, bytes: 0 }): Readable {
   async function* gen(): AsyncGenerator<Buffer> {
     const firstPath = new Map<string, string>();
+    const mtimes = new MtimeClamp();
     for (const { path: p, node } of walk(view.tree)) {
       const m = node.meta;
+      const mtime = mtimes.apply(p, m.mtime);
       stats.entries++;
       if (m.type !== 'file') {
-        yield encodeHeader(headerFor(p, m));
+        yield encodeHeader(headerFor(p, m, mtime));
         continue;
       }
       const fh = await fs.promises.open(fsPath(view.fsRoots[node.owner], p), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -123,12 +129,12 @@ export function rootfsTar(view: MergedView, stats = { entries: 0, bytes: 0 }): R
         const key = `${st.dev}:${st.ino}`;
         const first = firstPath.get(key);
         if (first !== undefined) {
-          yield encodeHeader({ ...headerFor(p, m), type: 'link', linkname: first });
+          yield encodeHeader({ ...headerFor(p, m, mtime), type: 'link', linkname: first });
           continue;
         }
         firstPath.set(key, p);
         const size = st.size;
-        yield encodeHeader({ ...headerFor(p, m), size });
+        yield encodeHeader({ ...headerFor(p, m, mtime), size });
         let left = size;
         while (left > 0) {
           const buf = Buffer.allocUnsafe(Math.min(left, 1024 * 1024));
@@ -145,6 +151,8 @@ export function rootfsTar(view: MergedView, stats = { entries: 0, bytes: 0 }): R
       }
     }
     yield END_OF_ARCHIVE;
+    const w = mtimes.warning('export-rootfs');
+    if (w) stats.warnings?.push(w);
   }
   return Readable.from(gen(), { objectMode: false });
 }
@@ -198,18 +206,20 @@ async function writeDir(view: MergedView, dir: string, stats: { entries: number;
   if (!st) fs.mkdirSync(abs, { recursive: true });
   const root = isRoot();
   const firstPath = new Map<string, string>();
-  const dirs: Array<{ p: Buffer; m: Meta }> = [];
+  const dirs: Array<{ p: Buffer; m: Meta; mtime: number }> = [];
+  const mtimes = new MtimeClamp();
   let skippedDev = 0;
   let skippedXattr = 0;
   for (const { path: p, node } of walk(view.tree)) {
     const m = node.meta;
     const dst = fsPath(abs, p);
+    const mtime = mtimes.apply(p, m.mtime);
     stats.entries++;
     if (m.xattrs) skippedXattr++;
     switch (m.type) {
       case 'dir':
         fs.mkdirSync(dst, 0o700);
-        dirs.push({ p: dst, m });
+        dirs.push({ p: dst, m, mtime });
         continue;
       case 'file': {
         const src = fsPath(view.fsRoots[node.owner], p);
@@ -247,17 +257,19 @@ async function writeDir(view: MergedView, dir: string, stats: { entries: number;
         break;
       }
     }
-    applyMeta(dst, m, root);
+    applyMeta(dst, m, mtime, root);
   }
-  for (let i = dirs.length - 1; i >= 0; i--) applyMeta(dirs[i].p, dirs[i].m, root);
+  for (let i = dirs.length - 1; i >= 0; i--) applyMeta(dirs[i].p, dirs[i].m, dirs[i].mtime, root);
+  const w = mtimes.warning('export-rootfs');
+  if (w) stats.warnings.push(w);
   if (skippedDev) stats.warnings.push(`export-rootfs: ${skippedDev} device node(s)/fifo(s) not created${root ? '' : ' (needs root)'}; a tar export (-o) keeps them`);
   if (skippedXattr) stats.warnings.push(`export-rootfs: extended attributes of ${skippedXattr} entr${skippedXattr === 1 ? 'y' : 'ies'} not applied to the directory; a tar export (-o) keeps them`);
 }
 
-function applyMeta(p: Buffer, m: Meta, root: boolean): void {
+/** `mtime`: already clamped (MtimeClamp) to what a filesystem accepts. */
+function applyMeta(p: Buffer, m: Meta, mtime: number, root: boolean): void {
   if (root) fs.lchownSync(p, m.uid, m.gid);
   if (m.type !== 'symlink') fs.chmodSync(p, m.mode & 0o7777);
-  const t = Math.max(0, m.mtime);
-  fs.lutimesSync(p, t, t);
+  fs.lutimesSync(p, mtime, mtime);
 }
 

@@ -109,6 +109,8 @@ export interface ApplyLayerOptions {
   record: boolean;
   what: string;
   onBytes?: (n: number) => void;
+  /** Warnings about the layer (e.g. clamped mtimes), once it is applied and verified. */
+  warn?: (message: string) => void;
 }
 
 export interface AppliedLayer {
@@ -140,6 +142,7 @@ export async function applyLayerStream(o: ApplyLayerOptions): Promise<AppliedLay
   }
   const actual = dig.digest();
   if (actual !== o.diffId) throw new DigestMismatchError(o.diffId, actual, `${o.what}: uncompressed layer (diffID)`);
+  for (const w of applier.warnings()) o.warn?.(w);
   let recordSize = 0;
   if (o.record) {
     const tmp = path.join(o.work, 'tarsplit.tmp');
@@ -228,7 +231,7 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
     const task = progress.task(`unpack ${shortDigest(l.desc.digest)} (${i + 1}/${total})`, src.size);
     const work = snaps.prepare();
     try {
-      const applied = await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: true, what, onBytes: (b) => task.update(b) });
+      const applied = await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: true, what, onBytes: (b) => task.update(b), warn: (m) => progress.warn(m) });
       snaps.commit(work, { chainId: l.chainId, parent: l.parent, diffId: l.diffId, size: applied.size, reproducible: applied.reproducible }, opts.lease);
       view.fsRoots[i] = snaps.fsDir(l.chainId);
     } catch (e) {

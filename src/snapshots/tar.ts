@@ -71,23 +71,32 @@ function cstr(b: Buffer, off: number, len: number): string {
   return b.toString('latin1', off, end);
 }
 
-/** Octal (space/NUL padded) or base-256 (GNU) numeric field. */
+/** Largest payload size: every byte offset stays an exact JavaScript integer. */
+export const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+/** Largest uid/gid: 2^32-1 is (uid_t)-1, "no change" to chown. */
+export const MAX_ID = 2 ** 32 - 2;
+
+/**
+ * Octal (space/NUL padded) or base-256 (GNU, two's complement, sign in bit 6 of the
+ * first byte) numeric field, as Go's archive/tar reads it: base-256 values must fit
+ * in 64 bits and may be negative; octal ones cannot be. Callers bound the result.
+ */
 export function parseNumeric(b: Buffer, off: number, len: number): number {
   const first = b[off];
   if (first & 0x80) {
-    // base-256, two's complement; 0x80 positive, 0xff negative
-    const neg = first === 0xff;
-    let v = 0;
+    const inv = first & 0x40 ? 0xff : 0;
+    let x = 0n;
     for (let i = 0; i < len; i++) {
-      let byte = b[off + i];
-      if (i === 0) byte &= 0x7f;
-      if (neg) byte = (~b[off + i]) & 0xff;
-      v = v * 256 + byte;
-      if (v > Number.MAX_SAFE_INTEGER) throw new InvalidArchiveError('tar: numeric field out of range');
+      let c = b[off + i] ^ inv;
+      if (i === 0) c &= 0x7f;
+      x = (x << 8n) | BigInt(c);
     }
-    return neg ? -(v + 1) : v;
+    if (x >= 1n << 63n) throw new InvalidArchiveError('tar: base-256 numeric field does not fit in 64 bits');
+    return Number(inv ? -x - 1n : x);
   }
-  const s = b.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
+  let s = b.toString('latin1', off, off + len).replace(/^[ \0]+|[ \0]+$/g, '');
+  const nul = s.indexOf('\0');
+  if (nul >= 0) s = s.slice(0, nul);
   if (!s) return 0;
   if (!/^[0-7]+$/.test(s)) throw new InvalidArchiveError(`tar: invalid numeric field ${JSON.stringify(s)}`);
   return parseInt(s, 8);
@@ -179,13 +188,13 @@ export class TarParser extends Writable {
   private async process(chunk: Buffer): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
+      let n: number;
       switch (this.state) {
         case 'header': {
-          const n = Math.min(BLOCK - this.fill, chunk.length - off);
+          n = this.forward(Math.min(BLOCK - this.fill, chunk.length - off));
           chunk.copy(this.block, this.fill, off, off + n);
           this.fill += n;
           off += n;
-          this.offset += n;
           if (this.fill === BLOCK) {
             this.fill = 0;
             await this.onHeader();
@@ -193,41 +202,37 @@ export class TarParser extends Writable {
           break;
         }
         case 'meta': {
-          const n = Math.min(this.remaining, chunk.length - off);
+          n = this.forward(Math.min(this.remaining, chunk.length - off));
           const part = Buffer.from(chunk.subarray(off, off + n));
           this.metaBufs.push(part);
           this.handler.raw(part);
           this.remaining -= n;
           off += n;
-          this.offset += n;
           if (this.remaining === 0) this.onMetaDone();
           break;
         }
         case 'payload': {
-          const n = Math.min(this.remaining, chunk.length - off);
+          n = this.forward(Math.min(this.remaining, chunk.length - off));
           const part = chunk.subarray(off, off + n);
           this.remaining -= n;
           off += n;
-          this.offset += n;
           await this.sink!.write(part);
           if (this.remaining === 0) await this.endPayload();
           break;
         }
         case 'pad': {
-          const n = Math.min(this.remaining, chunk.length - off);
+          n = this.forward(Math.min(this.remaining, chunk.length - off));
           this.handler.raw(Buffer.from(chunk.subarray(off, off + n)));
           this.remaining -= n;
           off += n;
-          this.offset += n;
           if (this.remaining === 0) this.state = 'header';
           break;
         }
         case 'zero2': {
-          const n = Math.min(BLOCK - this.fill, chunk.length - off);
+          n = this.forward(Math.min(BLOCK - this.fill, chunk.length - off));
           chunk.copy(this.block, this.fill, off, off + n);
           this.fill += n;
           off += n;
-          this.offset += n;
           if (this.fill === BLOCK) {
             this.fill = 0;
             if (!isZero(this.block)) throw new InvalidArchiveError(`tar: invalid header after a zero block at byte ${this.offset - BLOCK}`);
@@ -237,13 +242,25 @@ export class TarParser extends Writable {
           break;
         }
         case 'trailer': {
+          n = this.forward(chunk.length - off);
           this.handler.raw(Buffer.from(chunk.subarray(off)));
-          this.offset += chunk.length - off;
           off = chunk.length;
           break;
         }
       }
     }
+  }
+
+  /**
+   * The parser only moves forward: every step consumes at least one byte. Sizes are
+   * validated when headers are read, so this failing is a bug, never bad input.
+   */
+  private forward(n: number): number {
+    if (!(n > 0) || !Number.isSafeInteger(n)) {
+      throw new ImgtoolError('INTERNAL', `tar reader: step of ${n} bytes at byte ${this.offset} in state ${this.state} (the reader must move forward)`);
+    }
+    this.offset += n;
+    return n;
   }
 
   private async endPayload(): Promise<void> {
@@ -258,6 +275,7 @@ export class TarParser extends Writable {
 
   private async onHeader(): Promise<void> {
     const b = this.block;
+    const at = this.offset - BLOCK;
     if (isZero(b)) {
       if (this.metaType || this.pendingPax.length || this.longName !== undefined || this.longLink !== undefined) {
         throw new InvalidArchiveError('tar: extended header not followed by an entry');
@@ -266,13 +284,20 @@ export class TarParser extends Writable {
       this.state = 'zero2';
       return;
     }
-    if (!checksumOk(b)) throw new InvalidArchiveError(`tar: invalid header checksum at byte ${this.offset - BLOCK}`);
+    if (!checksumOk(b)) throw new InvalidArchiveError(`tar: invalid header checksum at byte ${at}`);
     const raw = Buffer.from(b);
     this.handler.raw(raw);
     const typeflag = String.fromCharCode(b[156]);
-    const size = parseNumeric(b, 124, 12);
-    if (size < 0) throw new InvalidArchiveError('tar: negative size');
+    const magic = b.toString('latin1', 257, 263);
+    let name = cstr(b, 0, 100);
+    if (magic === 'ustar\0') {
+      // USTAR/PAX (any version, as Go reads it); star keeps atime/ctime after a 131-byte prefix
+      const star = b.toString('latin1', 508, 512) === 'tar\0';
+      const prefix = cstr(b, 345, star ? 131 : 155);
+      if (prefix) name = prefix + '/' + name;
+    }
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
+      const size = count('size', field(b, 124, 12, 'size', name, at), name, at);
       if (size > MAX_META) throw new InvalidArchiveError(`tar: ${typeflag} header of ${size} bytes is too large`);
       this.metaType = typeflag;
       this.metaSize = size;
@@ -283,55 +308,55 @@ export class TarParser extends Writable {
       return;
     }
     if (typeflag === 'S' || typeflag === 'V' || typeflag === 'M' || typeflag === 'N' || typeflag === 'D') {
-      throw new ImgtoolError('INVALID_ARCHIVE', `tar: unsupported GNU entry type ${JSON.stringify(typeflag)} at byte ${this.offset - BLOCK}`);
+      throw new ImgtoolError('INVALID_ARCHIVE', `tar: unsupported GNU entry type ${JSON.stringify(typeflag)} at byte ${at}`);
     }
     const type = TYPES[typeflag];
-    if (!type) throw new ImgtoolError('INVALID_ARCHIVE', `tar: unsupported entry type ${JSON.stringify(typeflag)} at byte ${this.offset - BLOCK}`);
+    if (!type) throw new ImgtoolError('INVALID_ARCHIVE', `tar: unsupported entry type ${JSON.stringify(typeflag)} at byte ${at}`);
 
-    const magic = b.toString('latin1', 257, 263);
-    let name = cstr(b, 0, 100);
-    if (magic === 'ustar\0') {
-      // USTAR/PAX (any version, as Go reads it); star keeps atime/ctime after a 131-byte prefix
-      const star = b.toString('latin1', 508, 512) === 'tar\0';
-      const prefix = cstr(b, 345, star ? 131 : 155);
-      if (prefix) name = prefix + '/' + name;
-    }
+    // The entry's name first (GNU long name, then PAX path): every error below names it.
+    if (this.longName !== undefined) name = this.longName;
+    const pax: Record<string, string> = {};
+    for (const [k, v] of this.pendingPax) pax[k] = v.toString('latin1');
+    if (pax.path !== undefined) name = pax.path;
+
+    const ustarish = magic.startsWith('ustar');
     const h: TarHeader = {
       name,
-      linkname: cstr(b, 157, 100),
+      linkname: this.longLink ?? cstr(b, 157, 100),
       type,
       typeflag,
-      mode: parseNumeric(b, 100, 8),
-      uid: parseNumeric(b, 108, 8),
-      gid: parseNumeric(b, 116, 8),
+      mode: field(b, 100, 8, 'mode', name, at),
+      uid: field(b, 108, 8, 'uid', name, at),
+      gid: field(b, 116, 8, 'gid', name, at),
       uname: cstr(b, 265, 32),
       gname: cstr(b, 297, 32),
-      size: HEADER_ONLY.has(typeflag) ? 0 : size,
-      mtime: parseNumeric(b, 136, 12),
-      devmajor: magic.startsWith('ustar') ? parseNumeric(b, 329, 8) : 0,
-      devminor: magic.startsWith('ustar') ? parseNumeric(b, 337, 8) : 0,
+      size: field(b, 124, 12, 'size', name, at),
+      mtime: field(b, 136, 12, 'mtime', name, at),
+      devmajor: ustarish ? field(b, 329, 8, 'devmajor', name, at) : 0,
+      devminor: ustarish ? field(b, 337, 8, 'devminor', name, at) : 0,
       xattrs: {},
-      pax: {},
+      pax,
     };
-    if (this.longName !== undefined) h.name = this.longName;
-    if (this.longLink !== undefined) h.linkname = this.longLink;
     for (const [k, v] of this.pendingPax) {
-      const s = v.toString('latin1');
-      h.pax[k] = s;
+      const s = pax[k];
       switch (k) {
-        case 'path': h.name = s; break;
         case 'linkpath': h.linkname = s; break;
         case 'uname': h.uname = s; break;
         case 'gname': h.gname = s; break;
-        case 'uid': h.uid = paxInt(k, s); break;
-        case 'gid': h.gid = paxInt(k, s); break;
-        case 'size': if (!HEADER_ONLY.has(typeflag)) h.size = paxInt(k, s); break;
-        case 'mtime': h.mtime = paxTime(s); break;
+        case 'uid': h.uid = paxCount(k, s, name, at); break;
+        case 'gid': h.gid = paxCount(k, s, name, at); break;
+        case 'size': h.size = paxCount(k, s, name, at); break;
+        case 'mtime': h.mtime = paxTime(s, name, at); break;
         default:
           if (k.startsWith('SCHILY.xattr.')) h.xattrs[k.slice('SCHILY.xattr.'.length)] = v;
-          else if (k.startsWith('GNU.sparse.')) throw new ImgtoolError('INVALID_ARCHIVE', `tar: GNU sparse files are not supported (${h.name})`);
+          else if (k.startsWith('GNU.sparse.')) throw new ImgtoolError('INVALID_ARCHIVE', `tar: GNU sparse files are not supported (${name})`);
       }
     }
+    // Whatever the encoding, sizes and ids are integers >= 0 within bounds.
+    count('size', h.size, name, at);
+    count('uid', h.uid, name, at);
+    count('gid', h.gid, name, at);
+    if (HEADER_ONLY.has(typeflag)) h.size = 0;
     this.pendingPax = [];
     this.longName = undefined;
     this.longLink = undefined;
@@ -366,13 +391,51 @@ export class TarParser extends Writable {
   }
 }
 
-function paxInt(k: string, s: string): number {
-  if (!/^-?[0-9]+$/.test(s)) throw new InvalidArchiveError(`tar: invalid PAX ${k} ${JSON.stringify(s)}`);
-  return parseInt(s, 10);
+/** A header error: one line naming the entry (and where its header is). */
+function headerError(name: string, at: number, msg: string): InvalidArchiveError {
+  return new InvalidArchiveError(`tar: entry ${JSON.stringify(name)} (header at byte ${at}): ${msg}`);
 }
 
-function paxTime(s: string): number {
-  if (!/^-?[0-9]+(\.[0-9]+)?$/.test(s)) throw new InvalidArchiveError(`tar: invalid PAX mtime ${JSON.stringify(s)}`);
+/** A numeric header field; a malformed one is a header error naming the entry. */
+function field(b: Buffer, off: number, len: number, what: string, name: string, at: number): number {
+  try {
+    return parseNumeric(b, off, len);
+  } catch (e) {
+    throw headerError(name, at, `${what} field: ${(e as Error).message.replace(/^tar: /, '')}`);
+  }
+}
+
+const LIMITS = { size: MAX_SIZE, uid: MAX_ID, gid: MAX_ID };
+
+/** Sizes and ids: integers from 0 to their limit, whatever their encoding. */
+function count(what: keyof typeof LIMITS, v: number, name: string, at: number): number {
+  if (!Number.isSafeInteger(v) || v < 0 || v > LIMITS[what]) {
+    throw headerError(name, at, `${what} ${v} is out of range (an integer from 0 to ${LIMITS[what]})`);
+  }
+  return v;
+}
+
+/** A PAX size/uid/gid: decimal digits only (no sign, no exponent, not empty), then bounded. */
+function paxCount(what: keyof typeof LIMITS, s: string, name: string, at: number): number {
+  if (!/^[0-9]+$/.test(s)) throw headerError(name, at, `invalid PAX ${what} ${JSON.stringify(s)} (an integer from 0 to ${LIMITS[what]})`);
+  const v = Number(s);
+  if (!Number.isSafeInteger(v) || v > LIMITS[what]) throw headerError(name, at, `PAX ${what} ${s.length > 40 ? s.slice(0, 40) + '…' : s} is out of range (an integer from 0 to ${LIMITS[what]})`);
+  return v;
+}
+
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+
+/**
+ * A PAX mtime: `[-]SECONDS[.FRACTION]`, seconds within 64 bits (as Go reads it). May be
+ * negative or fractional: the header keeps it verbatim; what touches a filesystem
+ * clamps it (tree.ts `clampMtime`).
+ */
+function paxTime(s: string, name: string, at: number): number {
+  const m = /^(-?[0-9]+)(\.[0-9]+)?$/.exec(s);
+  if (!m || BigInt(m[1]) < INT64_MIN || BigInt(m[1]) > INT64_MAX) {
+    throw headerError(name, at, `invalid PAX mtime ${JSON.stringify(s.length > 40 ? s.slice(0, 40) + '…' : s)} (seconds since the epoch, within 64 bits)`);
+  }
   return Number(s);
 }
 
@@ -457,12 +520,12 @@ function ustarBlock(h: EncodeHeader, name: string, typeflag: string, size: numbe
     pax.set('size', Buffer.from(String(size)));
     writeOctal(b, 0, 124, 12);
   }
+  // fractional, negative or too large for octal: a PAX record, the octal field 0
   const mt = h.mtime ?? 0;
   const mti = Math.floor(mt);
-  if (mt !== mti) pax.set('mtime', Buffer.from(formatPaxTime(mt)));
-  if (!writeOctal(b, Math.max(0, mti), 136, 12)) {
+  if (mt !== mti || !writeOctal(b, mti, 136, 12)) {
     pax.set('mtime', Buffer.from(formatPaxTime(mt)));
-    writeOctal(b, 0, 136, 12);
+    writeOctal(b, mti >= 0 && mti <= 0o77777777777 ? mti : 0, 136, 12);
   }
   b.write(typeflag, 156, 1, 'latin1');
   if (!writeStr(b, linkname, 157, 100)) {

@@ -57,6 +57,47 @@ export function implicitDirMeta(): Meta {
   return { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0, implicit: true };
 }
 
+/**
+ * The largest mtime (seconds) put on a filesystem: 2^63-1 ns, the bound containerd's and
+ * moby's layer apply use (year 2262). Beyond it utimensat gets an invalid timespec (EINVAL).
+ */
+export const MAX_MTIME = 9223372036;
+
+/**
+ * The mtime an entry gets in a snapshot and an exported root filesystem: tar mtimes
+ * may be negative, fractional or huge (PAX, base-256), filesystems take [0, MAX_MTIME]
+ * (Node even turns a negative time into "now"). Fractions are kept. The layer's
+ * tar-split keeps the original header bytes, so exact rebuilds are unaffected.
+ */
+export function clampMtime(t: number): number {
+  if (!(t >= 0)) return 0; // negative or NaN
+  return t > MAX_MTIME ? MAX_MTIME : t;
+}
+
+/** Clamps the mtimes of a run of entries (a layer, an export) and reports it as one warning. */
+export class MtimeClamp {
+  private first: { name: string; mtime: number } | undefined;
+  private count = 0;
+
+  /** The clamped mtime of entry `name`. */
+  apply(name: string, mtime: number): number {
+    const c = clampMtime(mtime);
+    if (c !== mtime) {
+      this.count++;
+      this.first ??= { name, mtime };
+    }
+    return c;
+  }
+
+  /** One line naming the first clamped entry (and how many more), or undefined. */
+  warning(what: string): string | undefined {
+    if (!this.first) return undefined;
+    const { name, mtime } = this.first;
+    const more = this.count > 1 ? ` (and ${this.count - 1} more entr${this.count === 2 ? 'y' : 'ies'})` : '';
+    return `${what}: entry ${JSON.stringify(name)}: mtime ${mtime} is outside [0, ${MAX_MTIME}], clamped to ${clampMtime(mtime)}${more}`;
+  }
+}
+
 export function splitPath(p: string): string[] {
   return p.split('/').filter((c) => c !== '' && c !== '.');
 }

@@ -14,15 +14,16 @@ export interface CliResult {
 
 /**
  * Run the built imgtool binary (run `npm run build` first; `npm test` does).
- * `input`: a Buffer or a file path to pipe to stdin.
+ * `input`: a Buffer or a file path to pipe to stdin. `timeoutMs`: kill the child
+ * (SIGKILL) after that long, for tests of inputs that used to hang.
  */
-export function runCli(args: string[], opts: { root?: string; input?: Buffer | { file: string }; env?: Record<string, string>; stdoutFile?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { root?: string; input?: Buffer | { file: string }; env?: Record<string, string>; stdoutFile?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...(opts.env ?? {}) };
     if (opts.root) env.IMGTOOL_ROOT = opts.root;
     delete env.FORCE_COLOR;
     const out = opts.stdoutFile ? fs.openSync(opts.stdoutFile, 'w') : 'pipe';
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', out, 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', out, 'pipe'], timeout: opts.timeoutMs, killSignal: 'SIGKILL' });
     const so: Buffer[] = [];
     const se: Buffer[] = [];
     child.stdout?.on('data', (d) => so.push(d));

@@ -3,8 +3,10 @@ import * as path from 'node:path';
 import { Store } from '../../../src/store';
 import { rawTar, RawEntry } from '../../../src/builder/raw';
 import { unpackImage, rebuildLayer } from '../../../src/snapshots/ops';
+import { exportRootfs } from '../../../src/snapshots/export';
+import { ImgtoolError } from '../../../src/errors';
 import { tmpDir, rmrf } from '../../helpers/cli';
-import { putImage, viewOf, listAll, sha } from './helpers';
+import { putImage, viewOf, listAll, sha, patchHeader, base256 } from './helpers';
 
 const dir = (name: string, extra: Partial<RawEntry> = {}): RawEntry => ({ name, type: 'dir', mode: 0o755, ...extra });
 const file = (name: string, data: string, extra: Partial<RawEntry> = {}): RawEntry => ({ name, data, mode: 0o644, ...extra });
@@ -311,5 +313,29 @@ describe('unpack', () => {
     expect(view.get('dev')!.meta.implicit).toBe(true);
     expect(view.get('fifo')!.meta.type).toBe('fifo');
     expect(rebuildLayer(store, sha('nothing'))).toBeUndefined();
+  });
+});
+
+describe('hostile numbers inside a layer', () => {
+  it('a negative PAX size fails the unpack promptly, naming the entry; nothing is committed', async () => {
+    const t0 = Date.now();
+    const img = await expectUnpackFails([[file('a', 'x'.repeat(100)), file('victim', 'y'.repeat(700), { pax: { size: '-1536' } }), file('b', 'b')]], /entry "victim".*invalid PAX size "-1536"/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(store.snapshots.has(img.diffIds[0])).toBe(false);
+  }, 10000);
+
+  it('a negative uid (base-256) is refused at parse, not a RangeError later', async () => {
+    const name = `example.com/t${n++}:latest`;
+    const tar = patchHeader(rawTar([file('f', 'x')]), 0, 108, 8, base256(-1n, 8));
+    await putImage(store, name, [tar]);
+    await expect(unpackImage(store, name)).rejects.toThrow(/entry "f".*uid -1 is out of range/);
+  });
+
+  it('export-rootfs --dir of such an image fails with the header error, not a RangeError from lchown', async () => {
+    const name = `example.com/t${n++}:latest`;
+    await putImage(store, name, [patchHeader(rawTar([file('g', 'x')]), 0, 116, 8, base256(-2n, 8))]);
+    const err = await exportRootfs(store, name, { dir: path.join(outside, 'rootfs') }).catch((e) => e);
+    expect(err).toBeInstanceOf(ImgtoolError);
+    expect(err.message).toMatch(/entry "g".*gid -2 is out of range/);
   });
 });

@@ -70,3 +70,28 @@ export function listAll(dir: string): string[] {
   if (fs.existsSync(dir)) visit(dir);
   return out.sort();
 }
+
+/** Overwrite a numeric field of the tar header block number `block` and fix its checksum. */
+export function patchHeader(tar: Buffer, block: number, field: number, len: number, bytes: Buffer | string): Buffer {
+  const t = Buffer.from(tar);
+  const h = t.subarray(block * 512, block * 512 + 512);
+  h.fill(0, field, field + len);
+  (typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes).copy(h, field);
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += h[i];
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1');
+  return t;
+}
+
+/** GNU base-256 (two's complement) encoding of `v` in `len` bytes. */
+export function base256(v: bigint, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  let x = v < 0n ? (1n << BigInt(len * 8)) + v : v;
+  for (let i = len - 1; i >= 0; i--) {
+    b[i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  if (v >= 0n) b[0] |= 0x80;
+  return b;
+}
