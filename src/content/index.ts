@@ -335,6 +335,18 @@ export class ContentWriter extends Writable {
     return super.write(chunk, encoding, cb);
   }
 
+  /** `end(chunk)` does not go through `write()` in node's Writable: route the last chunk through it. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override end(chunk?: any, encoding?: any, cb?: any): this {
+    if (typeof chunk === 'function') return super.end(chunk);
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (chunk !== undefined && chunk !== null) this.write(chunk, encoding);
+    return super.end(cb);
+  }
+
   private describe(): string {
     return this.opts.what ?? (this.opts.digest ? `blob ${this.opts.digest}` : 'blob');
   }
@@ -349,7 +361,11 @@ export class ContentWriter extends Writable {
     if (this.fd === undefined) return cb();
     const fd = this.fd;
     const chunks = items.length === 1 ? [items[0].chunk] : items.map((i) => i.chunk);
+    let settle!: () => void;
+    this.writing = new Promise<void>((res) => (settle = res));
     writeAll(fd, chunks, (err) => {
+      this.writing = undefined;
+      settle();
       if (!err) {
         for (const c of chunks) this.unsynced += c.length;
         this.startWriteback(fd);
@@ -357,6 +373,13 @@ export class ContentWriter extends Writable {
       cb(err);
     });
   }
+
+  /**
+   * The file write in flight (the stream issues one at a time). Its request may still
+   * sit in the thread pool: closing the descriptor before it settles would let it land
+   * in whatever file reuses the fd number, so nothing closes the fd until it settles.
+   */
+  private writing: Promise<void> | undefined;
 
   /** Bytes written to the file since the last background sync began. */
   private unsynced = 0;
@@ -376,10 +399,23 @@ export class ContentWriter extends Writable {
     });
   }
 
-  /** Run `f` once no background sync uses the descriptor. */
-  private afterWriteback(f: () => void): void {
-    if (this.syncing) void this.syncing.then(f);
-    else f();
+  /** Run `f` once no write and no background sync uses the descriptor. */
+  private whenIdle(f: () => void): void {
+    if (!this.writing && !this.syncing) return f();
+    void Promise.all([this.writing, this.syncing]).then(() => this.whenIdle(f));
+  }
+
+  /** Closing the temp file after an error or abort (shared by abort() and _destroy). */
+  private closing: Promise<void> | undefined;
+
+  /** Take the descriptor and close it once nothing uses it; every caller awaits the same close. */
+  private release(): Promise<void> {
+    if (this.fd !== undefined) {
+      const fd = this.fd;
+      this.fd = undefined;
+      this.closing = new Promise<void>((res) => this.whenIdle(() => fs.close(fd, () => res())));
+    }
+    return this.closing ?? Promise.resolve();
   }
 
   /** Verify, fsync, rename, record. Call after the stream has finished. */
@@ -404,12 +440,7 @@ export class ContentWriter extends Writable {
   /** Drop the temp file. Safe to call more than once. */
   async abort(): Promise<void> {
     this.done = true;
-    if (this.fd !== undefined) {
-      const fd = this.fd;
-      this.fd = undefined;
-      await this.syncing;
-      await new Promise<void>((res) => fs.close(fd, () => res()));
-    }
+    await this.release();
     if (this.tmp) await fs.promises.rm(this.tmp, { force: true });
   }
 
@@ -417,7 +448,7 @@ export class ContentWriter extends Writable {
   override _final(cb: (err?: Error | null) => void): void {
     if (this.fd === undefined) return cb();
     const fd = this.fd;
-    this.afterWriteback(() =>
+    this.whenIdle(() =>
       fs.fsync(fd, (e) => {
         fs.close(fd, (e2) => {
           this.fd = undefined;
@@ -430,11 +461,8 @@ export class ContentWriter extends Writable {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // autoDestroy runs after a successful finish too: keep the file for commit() then.
     if (!err) return cb();
-    const fd = this.fd;
-    this.fd = undefined;
-    const rm = () => (this.tmp ? fs.rm(this.tmp, { force: true }, () => cb(err)) : cb(err));
-    if (fd !== undefined) this.afterWriteback(() => fs.close(fd, rm));
-    else rm();
+    // The write in flight (if any) settles before the close: see `writing`.
+    void this.release().then(() => (this.tmp ? fs.rm(this.tmp, { force: true }, () => cb(err)) : cb(err)));
   }
 }
 

@@ -69,6 +69,17 @@ describe('content store', () => {
     await expect((async () => { for await (const _ of rs) { /* drain */ } })()).rejects.toThrow(/digest mismatch/);
   });
 
+  it('end(chunk) hashes and counts the last chunk like write() does', async () => {
+    const data = Buffer.from('first part, last part');
+    const w = store.content.writer();
+    w.write(data.subarray(0, 11));
+    w.end(data.subarray(11));
+    await new Promise<void>((res, rej) => w.once('finish', () => res()).once('error', rej));
+    const info = await w.commit();
+    expect(info).toMatchObject({ digest: sha256(data), size: data.length });
+    expect(fs.readFileSync(store.content.blobPath(info.digest)).equals(data)).toBe(true);
+  });
+
   it('removes crash-safely: rows first, then the file unless the blob was recorded again', async () => {
     const data = Buffer.from('to be removed');
     const { digest } = await store.content.ingestBuffer(data);
@@ -84,4 +95,92 @@ describe('content store', () => {
     store.content.removeFileIfUnrecorded(digest);
     expect(fs.existsSync(store.content.blobPath(digest))).toBe(false);
   });
+});
+
+/**
+ * Issue 10 item 4: a writer must not close its descriptor while a write on it is still
+ * in flight; otherwise the write lands in whatever file reuses the fd number.
+ */
+describe('content writer: close only after in-flight writes settle', () => {
+  // The module object itself (the `import * as` namespace cannot be patched).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const nodeFs = require('node:fs') as typeof fs;
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = tmpDir();
+    store = Store.open(dir);
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    store.close();
+    rmrf(dir);
+  });
+
+  /** Hold the first write issued by a ContentWriter of this store until `release()`; log fd events. */
+  function holdFirstWrite() {
+    const realWritev = nodeFs.writev;
+    const realClose = nodeFs.close;
+    const log: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((res) => (release = res));
+    let heldFd = -1;
+    let issued!: () => void;
+    const writeIssued = new Promise<void>((res) => (issued = res));
+    jest.spyOn(nodeFs, 'writev').mockImplementation(((fd: number, bufs: Buffer[], ...rest: unknown[]) => {
+      const cb = rest[rest.length - 1] as (...a: unknown[]) => void;
+      const args = rest.slice(0, -1);
+      if (heldFd < 0) {
+        heldFd = fd;
+        log.push(`writev-start ${fd}`);
+        issued();
+        // The request sits in the thread pool: it runs (on whatever `fd` is then) only later.
+        void held.then(() =>
+          (realWritev as unknown as (...a: unknown[]) => void)(fd, bufs, ...args, (...r: unknown[]) => {
+            log.push(`writev-done ${fd}`);
+            cb(...r);
+          }),
+        );
+        return;
+      }
+      (realWritev as unknown as (...a: unknown[]) => void)(fd, bufs, ...args, cb);
+    }) as never);
+    jest.spyOn(nodeFs, 'close').mockImplementation(((fd: number, cb?: (e: unknown) => void) => {
+      log.push(`close ${fd}`);
+      return realClose(fd, cb ?? (() => {}));
+    }) as never);
+    return { log, release, writeIssued, heldFd: () => heldFd };
+  }
+
+  for (const how of ['destroy', 'abort'] as const) {
+    it(`${how} mid-write: the fd is closed after the write callback; a writer opened meanwhile gets no foreign bytes`, async () => {
+      const h = holdFirstWrite();
+      const victimData = Buffer.alloc(64 * 1024, 'v');
+      const a = store.content.writer({ what: 'writer A' });
+      a.on('error', () => {});
+      a.write(Buffer.alloc(64 * 1024, 'A'));
+      await h.writeIssued;
+      const closedA = new Promise<void>((res) => a.once('close', () => res()));
+      if (how === 'destroy') a.destroy(new Error('aborted'));
+      const aborted = how === 'abort' ? a.abort() : closedA;
+      // Let the close (if it is going to happen now) run, then open a second writer.
+      await new Promise((r) => setTimeout(r, 50));
+      const b = store.content.writer({ what: 'writer B' });
+      // B's first half is on disk (its file is open) before A's held write runs.
+      await new Promise<void>((res, rej) => b.write(victimData.subarray(0, 1000), (e) => (e ? rej(e) : res())));
+      h.release();
+      await aborted;
+      b.write(victimData.subarray(1000));
+      b.end();
+      await new Promise<void>((res, rej) => b.once('finish', () => res()).once('error', rej));
+      const info = await b.commit();
+      expect(info.digest).toBe(sha256(victimData));
+      // The stored file holds exactly B's bytes.
+      expect(fs.readFileSync(store.content.blobPath(info.digest)).equals(victimData)).toBe(true);
+      const fdA = h.heldFd();
+      expect(h.log.indexOf(`writev-done ${fdA}`)).toBeGreaterThanOrEqual(0);
+      expect(h.log.indexOf(`close ${fdA}`)).toBeGreaterThan(h.log.indexOf(`writev-done ${fdA}`));
+      expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
+    }, 15_000);
+  }
 });
