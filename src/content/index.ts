@@ -358,7 +358,7 @@ export class ContentWriter extends Writable {
   override _writev(items: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     // Already hashed and counted by write(); never write past the expected size.
     if (this.overflow) return cb(this.overflow);
-    if (this.fd === undefined) return cb();
+    if (this.fd === undefined || this.closing) return cb();
     const fd = this.fd;
     const chunks = items.length === 1 ? [items[0].chunk] : items.map((i) => i.chunk);
     let settle!: () => void;
@@ -375,9 +375,10 @@ export class ContentWriter extends Writable {
   }
 
   /**
-   * The file write in flight (the stream issues one at a time). Its request may still
-   * sit in the thread pool: closing the descriptor before it settles would let it land
-   * in whatever file reuses the fd number, so nothing closes the fd until it settles.
+   * The file write (or the final fsync + close) in flight; the stream issues one at a
+   * time. Its request may still sit in the thread pool: closing the descriptor before it
+   * settles would let it land in whatever file reuses the fd number, so nothing closes
+   * the fd until it settles (see `release`).
    */
   private writing: Promise<void> | undefined;
 
@@ -408,14 +409,20 @@ export class ContentWriter extends Writable {
   /** Closing the temp file after an error or abort (shared by abort() and _destroy). */
   private closing: Promise<void> | undefined;
 
-  /** Take the descriptor and close it once nothing uses it; every caller awaits the same close. */
+  /**
+   * Once nothing uses the descriptor, close it unless `_final` already did (taken only
+   * when idle, so it is never closed twice); every caller awaits the same close.
+   */
   private release(): Promise<void> {
-    if (this.fd !== undefined) {
-      const fd = this.fd;
-      this.fd = undefined;
-      this.closing = new Promise<void>((res) => this.whenIdle(() => fs.close(fd, () => res())));
-    }
-    return this.closing ?? Promise.resolve();
+    this.closing ??= new Promise<void>((res) =>
+      this.whenIdle(() => {
+        const fd = this.fd;
+        this.fd = undefined;
+        if (fd === undefined) res();
+        else fs.close(fd, () => res());
+      }),
+    );
+    return this.closing;
   }
 
   /** Verify, fsync, rename, record. Call after the stream has finished. */
@@ -446,16 +453,21 @@ export class ContentWriter extends Writable {
 
   /** End of data: fsync and close the temp file so 'finish' means durable. */
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.fd === undefined) return cb();
+    if (this.fd === undefined || this.closing) return cb();
     const fd = this.fd;
-    this.whenIdle(() =>
+    this.whenIdle(() => {
+      if (this.closing) return cb(); // aborted meanwhile: release() closes it
+      let settle!: () => void;
+      this.writing = new Promise<void>((res) => (settle = res));
       fs.fsync(fd, (e) => {
         fs.close(fd, (e2) => {
           this.fd = undefined;
+          this.writing = undefined;
+          settle();
           cb(e ?? e2);
         });
-      }),
-    );
+      });
+    });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

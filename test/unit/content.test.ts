@@ -183,4 +183,40 @@ describe('content writer: close only after in-flight writes settle', () => {
       expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
     }, 15_000);
   }
+
+  it('abort during the final fsync closes the descriptor once, after the fsync', async () => {
+    const realFsync = nodeFs.fsync;
+    const realClose = nodeFs.close;
+    const log: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((res) => (release = res));
+    let issued!: () => void;
+    const fsyncIssued = new Promise<void>((res) => (issued = res));
+    let syncFd = -1;
+    jest.spyOn(nodeFs, 'fsync').mockImplementation(((fd: number, cb: (e: unknown) => void) => {
+      syncFd = fd;
+      log.push('fsync-start');
+      issued();
+      void held.then(() => realFsync(fd, (e) => {
+        log.push('fsync-done');
+        cb(e);
+      }));
+    }) as never);
+    jest.spyOn(nodeFs, 'close').mockImplementation(((fd: number, cb?: (e: unknown) => void) => {
+      if (fd === syncFd) log.push('close');
+      return realClose(fd, cb ?? (() => {}));
+    }) as never);
+    const w = store.content.writer();
+    w.on('error', () => {});
+    w.write(Buffer.from('some bytes'));
+    w.end();
+    await fsyncIssued;
+    const aborted = w.abort();
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await aborted;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(log).toEqual(['fsync-start', 'fsync-done', 'close']);
+    expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
+  }, 15_000);
 });
