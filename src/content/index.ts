@@ -240,13 +240,20 @@ export class ContentStore {
     else this.meta.db.prepare('INSERT INTO content_labels (digest, key, value) VALUES (?, ?, ?) ON CONFLICT(digest, key) DO UPDATE SET value = excluded.value').run(digest, key, value);
   }
 
-  /** @internal used by ContentWriter */
-  commitLocked(tmp: string | null, digest: Digest, size: number, lease?: ResourceHolder): void {
+  /**
+   * @internal Make a verified, fsynced temp file the blob `digest` and record it, inside the
+   * caller's write transaction (used by ContentWriter and the transcoder). The rename is
+   * made durable (directory fsync) before the row can commit: a crash after COMMIT must
+   * never leave a row whose file the directory lost. `what` names the blob in errors.
+   */
+  commitLocked(tmp: string | null, digest: Digest, size: number, lease?: ResourceHolder, what?: string): void {
     const final = this.blobPath(digest);
     if (tmp) {
       // Another process may have committed the same digest meanwhile: rename is atomic
-      // and the bytes are identical, so replacing it is harmless.
+      // and the bytes are identical, so replacing it is harmless. On a failure below the
+      // transaction rolls back and the file stays as an orphan (prune removes it).
       fs.renameSync(tmp, final);
+      this.syncDir(what ?? `blob ${digest}`);
     } else if (!this.has(digest)) {
       throw new ImgtoolError('INTERNAL', `blob ${digest} vanished while being verified; retry`);
     }
@@ -254,17 +261,29 @@ export class ContentStore {
     lease?.attach('content', digest);
   }
 
-  /** @internal fsync the blobs directory so renames survive a crash. */
-  syncDir(): void {
+  /**
+   * @internal fsync the blobs directory so renames and unlinks survive a crash. Only
+   * EINVAL/ENOTSUP (a filesystem that cannot fsync directories) are ignored; anything
+   * else (EIO: the directory may not be on disk) fails, naming `what`.
+   */
+  syncDir(what = 'content store'): void {
     try {
-      const fd = fs.openSync(this.blobsDir, 'r');
+      let fd: number;
+      try {
+        fd = fs.openSync(this.blobsDir, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // no blob was ever written here
+        throw e;
+      }
       try {
         fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
       }
-    } catch {
-      /* directories cannot be fsynced on every filesystem */
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOTSUP') return;
+      throw new ImgtoolError('INTERNAL', `${what}: cannot fsync the blobs directory ${this.blobsDir}: ${code ?? (e as Error).message}`, [], { cause: e });
     }
   }
 }
@@ -434,8 +453,7 @@ export class ContentWriter extends Writable {
       if (this.opts.size !== undefined && size !== this.opts.size) throw new SizeMismatchError(this.describe(), this.opts.size, size);
       if (this.opts.digest && actual !== this.opts.digest) throw new DigestMismatchError(this.opts.digest, actual, this.describe());
       if (this.fd !== undefined) throw new ImgtoolError('INTERNAL', 'commit() called before the writer finished');
-      this.meta.write(() => this.store.commitLocked(this.tmp, actual, size, this.opts.lease));
-      if (this.tmp) this.store.syncDir();
+      this.meta.write(() => this.store.commitLocked(this.tmp, actual, size, this.opts.lease, this.describe()));
       this.done = true;
       return { digest: actual, size, createdAt: Date.now() };
     } catch (e) {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { Store, sha256 } from '../../src';
+import { Store, sha256, ImgtoolError } from '../../src';
 import { tmpDir, rmrf } from '../helpers/cli';
 
 describe('content store', () => {
@@ -219,4 +219,90 @@ describe('content writer: close only after in-flight writes settle', () => {
     expect(log).toEqual(['fsync-start', 'fsync-done', 'close']);
     expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
   }, 15_000);
+});
+
+/** Issue 10 item 8: durability order and errors. */
+describe('content store durability', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const nodeFs = require('node:fs') as typeof fs;
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = tmpDir();
+    store = Store.open(dir);
+    fs.mkdirSync(store.content.blobsDir, { recursive: true });
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    store.close();
+    rmrf(dir);
+  });
+
+  const errno = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
+
+  /** Make fsync of the blobs directory fail with `code`. */
+  function failDirFsync(code: string): void {
+    const realOpen = nodeFs.openSync;
+    const realFsync = nodeFs.fsyncSync;
+    const dirFds = new Set<number>();
+    jest.spyOn(nodeFs, 'openSync').mockImplementation(((p: fs.PathLike, ...rest: unknown[]) => {
+      const fd = (realOpen as unknown as (...a: unknown[]) => number)(p, ...rest);
+      if (String(p) === store.content.blobsDir) dirFds.add(fd);
+      return fd;
+    }) as never);
+    jest.spyOn(nodeFs, 'fsyncSync').mockImplementation(((fd: number) => {
+      if (dirFds.has(fd)) throw errno(code);
+      return realFsync(fd);
+    }) as never);
+  }
+
+  it.each(['EINVAL', 'ENOTSUP'])('syncDir ignores %s (directories cannot be fsynced everywhere)', async (code) => {
+    failDirFsync(code);
+    expect(() => store.content.syncDir()).not.toThrow();
+    const data = Buffer.from(`ok with ${code}`);
+    await store.content.ingestBuffer(data);
+    expect(store.content.has(sha256(data))).toBe(true);
+  });
+
+  it('syncDir throws EIO as an ImgtoolError naming the directory; the blob is not recorded', async () => {
+    failDirFsync('EIO');
+    expect(() => store.content.syncDir()).toThrow(ImgtoolError);
+    expect(() => store.content.syncDir()).toThrow(new RegExp(`${store.content.blobsDir}.*EIO`));
+    const data = Buffer.from('lost on EIO');
+    const err = await store.content.ingestBuffer(data, { what: 'layer 1 of x/y:1' }).catch((e) => e);
+    expect(err).toBeInstanceOf(ImgtoolError);
+    expect(err.message).toMatch(/layer 1 of x\/y:1/);
+    expect(err.message).toMatch(/EIO/);
+    expect(store.content.has(sha256(data))).toBe(false);
+    expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
+  });
+
+  it('fsyncs the blobs directory before the row commits', async () => {
+    const realOpen = nodeFs.openSync;
+    const realFsync = nodeFs.fsyncSync;
+    const dirFds = new Set<number>();
+    const seen: Array<{ inTransaction: boolean; visibleToOthers: boolean }> = [];
+    const data = Buffer.from('durable before visible');
+    const other = Store.open(dir);
+    try {
+      jest.spyOn(nodeFs, 'openSync').mockImplementation(((p: fs.PathLike, ...rest: unknown[]) => {
+        const fd = (realOpen as unknown as (...a: unknown[]) => number)(p, ...rest);
+        if (String(p) === store.content.blobsDir) dirFds.add(fd);
+        return fd;
+      }) as never);
+      jest.spyOn(nodeFs, 'fsyncSync').mockImplementation(((fd: number) => {
+        if (dirFds.has(fd)) seen.push({ inTransaction: store.meta.db.inTransaction, visibleToOthers: other.content.has(sha256(data)) });
+        return realFsync(fd);
+      }) as never);
+      await store.content.ingestBuffer(data);
+      expect(seen).toEqual([{ inTransaction: true, visibleToOthers: false }]);
+      expect(other.content.has(sha256(data))).toBe(true);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('commits with synchronous=FULL (a load that reported success survives power loss)', () => {
+    expect(store.meta.db.pragma('synchronous', { simple: true })).toBe(2);
+  });
 });
