@@ -148,20 +148,33 @@ export class ContentStore {
     }
   }
 
+  /** Recorded, and its file exists with the recorded size (a cheap check, no hashing). */
+  private storedIntact(digest: Digest): boolean {
+    const info = this.info(digest);
+    if (!info) return false;
+    try {
+      return fs.statSync(this.blobPath(digest)).size === info.size;
+    } catch {
+      return false;
+    }
+  }
+
   /** Begin writing a blob. Call `commit()` after the data has been written and the stream finished. */
   writer(opts: WriterOptions = {}): ContentWriter {
     this.ensureDirs();
     if (opts.digest) validateDigest(opts.digest);
     // Fast path: the blob is already here. Hold it for the lease first (same write
-    // lock as prune), then only hash the incoming bytes to verify them.
+    // lock as prune), then only hash the incoming bytes to verify them. A stored file
+    // that is gone or has the wrong size is not trusted: the bytes are written again and
+    // the commit renames them over it (same-size corruption is fsck's: it quarantines).
     if (opts.digest && opts.lease) {
       const present = this.meta.write(() => {
-        if (!this.has(opts.digest!)) return false;
+        if (!this.storedIntact(opts.digest!)) return false;
         opts.lease!.attach('content', opts.digest!);
         return true;
       });
       if (present) return new ContentWriter(this, this.meta, opts, null);
-    } else if (opts.digest && this.has(opts.digest)) {
+    } else if (opts.digest && this.storedIntact(opts.digest)) {
       return new ContentWriter(this, this.meta, opts, null);
     }
     const tmp = path.join(this.ingestDir, `${process.pid}-${crypto.randomBytes(8).toString('hex')}`);

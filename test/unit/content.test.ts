@@ -80,6 +80,24 @@ describe('content store', () => {
     expect(fs.readFileSync(store.content.blobPath(info.digest)).equals(data)).toBe(true);
   });
 
+  it('the already-present fast path rewrites a stored file whose size is wrong (or that is gone)', async () => {
+    const data = Buffer.from('x'.repeat(5000));
+    const d = sha256(data);
+    await store.content.ingestBuffer(data, { digest: d, size: data.length });
+    const p = store.content.blobPath(d);
+    fs.chmodSync(p, 0o644);
+    fs.truncateSync(p, 100);
+    await store.content.ingestBuffer(data, { digest: d, size: data.length });
+    expect(fs.readFileSync(p).equals(data)).toBe(true);
+    fs.rmSync(p);
+    const lease = { attached: [] as string[], attach(_k: string, ref: string) { this.attached.push(ref); } };
+    await store.content.ingestBuffer(data, { digest: d, size: data.length, lease });
+    expect(fs.readFileSync(p).equals(data)).toBe(true);
+    expect(lease.attached).toEqual([d]);
+    expect(store.content.list().map((b) => b.digest)).toEqual([d]);
+    expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
+  });
+
   it('removes crash-safely: rows first, then the file unless the blob was recorded again', async () => {
     const data = Buffer.from('to be removed');
     const { digest } = await store.content.ingestBuffer(data);
