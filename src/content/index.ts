@@ -50,6 +50,8 @@ export class ContentStore {
   readonly root: string;
   readonly blobsDir: string;
   readonly ingestDir: string;
+  /** Corrupt blob files moved aside by `fsck --repair` (kept for the user; nothing reads or prunes them). */
+  readonly quarantineDir: string;
   private readonly meta: Metadata;
   private dirsMade = false;
 
@@ -57,6 +59,7 @@ export class ContentStore {
     this.root = path.join(root, 'content');
     this.blobsDir = path.join(this.root, 'blobs', 'sha256');
     this.ingestDir = path.join(this.root, 'ingest');
+    this.quarantineDir = path.join(this.root, 'quarantine');
     this.meta = meta;
   }
 
@@ -232,6 +235,30 @@ export class ContentStore {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
     });
+  }
+
+  /**
+   * Move a corrupt blob's file to `quarantineDir/<hex>.<ms>` and forget its rows, inside the
+   * caller's write transaction (which should also forget rows other concepts keep for it,
+   * e.g. variants). The move is made durable before the rows can commit, so a crash leaves
+   * at worst a row without its file (fsck: missing; the next load rewrites it). Returns
+   * where the file went, or undefined when there was no file.
+   */
+  quarantineLocked(digest: Digest): string | undefined {
+    fs.mkdirSync(this.quarantineDir, { recursive: true });
+    const to = path.join(this.quarantineDir, `${digestHex(digest)}.${Date.now()}`);
+    let moved = true;
+    try {
+      fs.renameSync(this.blobPath(digest), to);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new ImgtoolError('INTERNAL', `blob ${digest}: cannot move it to ${this.quarantineDir}: ${(e as Error).message}`, [], { cause: e });
+      }
+      moved = false;
+    }
+    if (moved) this.syncDir(`blob ${digest}`);
+    this.forgetLocked(digest);
+    return moved ? to : undefined;
   }
 
   /** Register a blob file that is already at its final path (fsck repair). */
