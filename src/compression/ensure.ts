@@ -256,12 +256,11 @@ async function convertBlob(
       throw new DigestMismatchError(diffId, r.tarDigest, `${what}: uncompressed tar`);
     }
     try {
-      store.meta.write(() => store.content.commitLocked(r.tmp, r.outDigest, r.outSize, opts.lease));
+      store.meta.write(() => store.content.commitLocked(r.tmp, r.outDigest, r.outSize, opts.lease, `${what}: ${outC} variant`));
     } catch (e) {
       await fs.promises.rm(r.tmp, { force: true });
       throw e;
     }
-    store.content.syncDir();
     return { digest: r.outDigest, size: r.outSize, createdAt: Date.now() };
   }
   let input: Readable;

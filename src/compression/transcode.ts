@@ -21,7 +21,7 @@ import { tempOwnerTag } from '../leases/process';
  * The worker is plain JavaScript evaluated from a string so it runs the same from
  * `dist/` and under ts-jest; it only needs node built-ins and zstd-napi.
  */
-const WORKER_SOURCE = String.raw`
+export const WORKER_SOURCE = String.raw`
 const { parentPort, workerData: w } = require('node:worker_threads');
 const fs = require('node:fs');
 const zlib = require('node:zlib');
@@ -29,6 +29,23 @@ const crypto = require('node:crypto');
 const { pipeline } = require('node:stream/promises');
 const { Transform, Writable } = require('node:stream');
 let fd;
+// The write (or final fsync + close) in flight. Closing the descriptor before its request
+// left the thread pool would let it land in whatever file reuses the fd number.
+let writing = null;
+let closing = null;
+function track(start) {
+  writing = new Promise((res) => start(() => { writing = null; res(); }));
+}
+// Close the temp file once nothing uses it, unless final() already did; at most once.
+function release() {
+  closing = closing || (async () => {
+    while (writing) await writing;
+    const f = fd;
+    fd = undefined;
+    if (f !== undefined) await new Promise((res) => fs.close(f, () => res()));
+  })();
+  return closing;
+}
 function writeAll(chunks, cb) {
   fs.writev(fd, chunks, (err, n) => {
     if (err) return cb(err);
@@ -79,19 +96,24 @@ function writeAll(chunks, cb) {
   stages.push(new Writable({
     highWaterMark: 4 << 20,
     writev(items, cb) {
+      if (closing) return cb(new Error('temp file closed'));
       const chunks = items.map((i) => i.chunk);
       for (const c of chunks) { outHash.update(c); outSize += c.length; }
-      writeAll(chunks, cb);
+      track((settle) => writeAll(chunks, (e) => { settle(); cb(e); }));
     },
     final(cb) {
       const f = fd;
-      fs.fsync(f, (e) => fs.close(f, (e2) => { fd = undefined; cb(e || e2); }));
+      track((settle) => fs.fsync(f, (e) => fs.close(f, (e2) => { fd = undefined; settle(); cb(e || e2); })));
+    },
+    destroy(err, cb) {
+      if (!err) return cb();
+      release().then(() => cb(err));
     },
   }));
   await pipeline(stages);
   parentPort.postMessage({ type: 'done', tarDigest: 'sha256:' + tarHash.digest('hex'), tarSize, outDigest: 'sha256:' + outHash.digest('hex'), outSize, read });
-})().catch((e) => {
-  if (fd !== undefined) { try { fs.closeSync(fd); } catch {} }
+})().catch(async (e) => {
+  await release();
   try { fs.rmSync(w.tmp, { force: true }); } catch {}
   parentPort.postMessage({ type: 'error', message: String(e && e.message || e), code: e && e.code });
 });

@@ -51,6 +51,8 @@ export class ContentStore {
   readonly root: string;
   readonly blobsDir: string;
   readonly ingestDir: string;
+  /** Corrupt blob files moved aside by `fsck --repair` (kept for the user; nothing reads or prunes them). */
+  readonly quarantineDir: string;
   private readonly meta: Metadata;
   private dirsMade = false;
 
@@ -58,6 +60,7 @@ export class ContentStore {
     this.root = path.join(root, 'content');
     this.blobsDir = path.join(this.root, 'blobs', 'sha256');
     this.ingestDir = path.join(this.root, 'ingest');
+    this.quarantineDir = path.join(this.root, 'quarantine');
     this.meta = meta;
   }
 
@@ -160,20 +163,33 @@ export class ContentStore {
     }
   }
 
+  /** Recorded, and its file exists with the recorded size (a cheap check, no hashing). */
+  private storedIntact(digest: Digest): boolean {
+    const info = this.info(digest);
+    if (!info) return false;
+    try {
+      return fs.statSync(this.blobPath(digest)).size === info.size;
+    } catch {
+      return false;
+    }
+  }
+
   /** Begin writing a blob. Call `commit()` after the data has been written and the stream finished. */
   writer(opts: WriterOptions = {}): ContentWriter {
     this.ensureDirs();
     if (opts.digest) validateDigest(opts.digest);
     // Fast path: the blob is already here. Hold it for the lease first (same write
-    // lock as prune), then only hash the incoming bytes to verify them.
+    // lock as prune), then only hash the incoming bytes to verify them. A stored file
+    // that is gone or has the wrong size is not trusted: the bytes are written again and
+    // the commit renames them over it (same-size corruption is fsck's: it quarantines).
     if (opts.digest && opts.lease) {
       const present = this.meta.write(() => {
-        if (!this.has(opts.digest!)) return false;
+        if (!this.storedIntact(opts.digest!)) return false;
         opts.lease!.attach('content', opts.digest!);
         return true;
       });
       if (present) return new ContentWriter(this, this.meta, opts, null);
-    } else if (opts.digest && this.has(opts.digest)) {
+    } else if (opts.digest && this.storedIntact(opts.digest)) {
       return new ContentWriter(this, this.meta, opts, null);
     }
     const tmp = path.join(this.ingestDir, `${tempOwnerTag()}-${crypto.randomBytes(8).toString('hex')}`);
@@ -233,6 +249,30 @@ export class ContentStore {
     });
   }
 
+  /**
+   * Move a corrupt blob's file to `quarantineDir/<hex>.<ms>` and forget its rows, inside the
+   * caller's write transaction (which should also forget rows other concepts keep for it,
+   * e.g. variants). The move is made durable before the rows can commit, so a crash leaves
+   * at worst a row without its file (fsck: missing; the next load rewrites it). Returns
+   * where the file went, or undefined when there was no file.
+   */
+  quarantineLocked(digest: Digest): string | undefined {
+    fs.mkdirSync(this.quarantineDir, { recursive: true });
+    const to = path.join(this.quarantineDir, `${digestHex(digest)}.${Date.now()}`);
+    let moved = true;
+    try {
+      fs.renameSync(this.blobPath(digest), to);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new ImgtoolError('INTERNAL', `blob ${digest}: cannot move it to ${this.quarantineDir}: ${(e as Error).message}`, [], { cause: e });
+      }
+      moved = false;
+    }
+    if (moved) this.syncDir(`blob ${digest}`);
+    this.forgetLocked(digest);
+    return moved ? to : undefined;
+  }
+
   /** Register a blob file that is already at its final path (fsck repair). */
   registerLocked(digest: Digest, size: number): void {
     this.meta.db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)').run(digest, size, Date.now());
@@ -252,31 +292,50 @@ export class ContentStore {
     else this.meta.db.prepare('INSERT INTO content_labels (digest, key, value) VALUES (?, ?, ?) ON CONFLICT(digest, key) DO UPDATE SET value = excluded.value').run(digest, key, value);
   }
 
-  /** @internal used by ContentWriter */
-  commitLocked(tmp: string | null, digest: Digest, size: number, lease?: ResourceHolder): void {
+  /**
+   * @internal Make a verified, fsynced temp file the blob `digest` and record it, inside the
+   * caller's write transaction (used by ContentWriter and the transcoder). The rename is
+   * made durable (directory fsync) before the row can commit: a crash after COMMIT must
+   * never leave a row whose file the directory lost. `what` names the blob in errors.
+   */
+  commitLocked(tmp: string | null, digest: Digest, size: number, lease?: ResourceHolder, what?: string): void {
     const final = this.blobPath(digest);
     lease?.attach('content', digest); // first: a holder whose lease expired must not even rename
     if (tmp) {
       // Another process may have committed the same digest meanwhile: rename is atomic
-      // and the bytes are identical, so replacing it is harmless.
+      // and the bytes are identical, so replacing it is harmless. On a failure below the
+      // transaction rolls back and the file stays as an orphan (prune removes it).
       fs.renameSync(tmp, final);
+      this.syncDir(what ?? `blob ${digest}`);
     } else if (!this.has(digest)) {
       throw new ImgtoolError('INTERNAL', `blob ${digest} vanished while being verified; retry`);
     }
     this.meta.db.prepare('INSERT OR IGNORE INTO blobs (digest, size, created_at) VALUES (?, ?, ?)').run(digest, size, Date.now());
   }
 
-  /** @internal fsync the blobs directory so renames survive a crash. */
-  syncDir(): void {
+  /**
+   * @internal fsync the blobs directory so renames and unlinks survive a crash. Only
+   * EINVAL/ENOTSUP (a filesystem that cannot fsync directories) are ignored; anything
+   * else (EIO: the directory may not be on disk) fails, naming `what`.
+   */
+  syncDir(what = 'content store'): void {
     try {
-      const fd = fs.openSync(this.blobsDir, 'r');
+      let fd: number;
+      try {
+        fd = fs.openSync(this.blobsDir, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // no blob was ever written here
+        throw e;
+      }
       try {
         fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
       }
-    } catch {
-      /* directories cannot be fsynced on every filesystem */
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOTSUP') return;
+      throw new ImgtoolError('INTERNAL', `${what}: cannot fsync the blobs directory ${this.blobsDir}: ${code ?? (e as Error).message}`, [], { cause: e });
     }
   }
 }
@@ -347,6 +406,18 @@ export class ContentWriter extends Writable {
     return super.write(chunk, encoding, cb);
   }
 
+  /** `end(chunk)` does not go through `write()` in node's Writable: route the last chunk through it. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override end(chunk?: any, encoding?: any, cb?: any): this {
+    if (typeof chunk === 'function') return super.end(chunk);
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (chunk !== undefined && chunk !== null) this.write(chunk, encoding);
+    return super.end(cb);
+  }
+
   private describe(): string {
     return this.opts.what ?? (this.opts.digest ? `blob ${this.opts.digest}` : 'blob');
   }
@@ -358,10 +429,14 @@ export class ContentWriter extends Writable {
   override _writev(items: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     // Already hashed and counted by write(); never write past the expected size.
     if (this.overflow) return cb(this.overflow);
-    if (this.fd === undefined) return cb();
+    if (this.fd === undefined || this.closing) return cb();
     const fd = this.fd;
     const chunks = items.length === 1 ? [items[0].chunk] : items.map((i) => i.chunk);
+    let settle!: () => void;
+    this.writing = new Promise<void>((res) => (settle = res));
     writeAll(fd, chunks, (err) => {
+      this.writing = undefined;
+      settle();
       if (!err) {
         for (const c of chunks) this.unsynced += c.length;
         this.startWriteback(fd);
@@ -369,6 +444,14 @@ export class ContentWriter extends Writable {
       cb(err);
     });
   }
+
+  /**
+   * The file write (or the final fsync + close) in flight; the stream issues one at a
+   * time. Its request may still sit in the thread pool: closing the descriptor before it
+   * settles would let it land in whatever file reuses the fd number, so nothing closes
+   * the fd until it settles (see `release`).
+   */
+  private writing: Promise<void> | undefined;
 
   /** Bytes written to the file since the last background sync began. */
   private unsynced = 0;
@@ -388,10 +471,29 @@ export class ContentWriter extends Writable {
     });
   }
 
-  /** Run `f` once no background sync uses the descriptor. */
-  private afterWriteback(f: () => void): void {
-    if (this.syncing) void this.syncing.then(f);
-    else f();
+  /** Run `f` once no write and no background sync uses the descriptor. */
+  private whenIdle(f: () => void): void {
+    if (!this.writing && !this.syncing) return f();
+    void Promise.all([this.writing, this.syncing]).then(() => this.whenIdle(f));
+  }
+
+  /** Closing the temp file after an error or abort (shared by abort() and _destroy). */
+  private closing: Promise<void> | undefined;
+
+  /**
+   * Once nothing uses the descriptor, close it unless `_final` already did (taken only
+   * when idle, so it is never closed twice); every caller awaits the same close.
+   */
+  private release(): Promise<void> {
+    this.closing ??= new Promise<void>((res) =>
+      this.whenIdle(() => {
+        const fd = this.fd;
+        this.fd = undefined;
+        if (fd === undefined) res();
+        else fs.close(fd, () => res());
+      }),
+    );
+    return this.closing;
   }
 
   /** Verify, fsync, rename, record. Call after the stream has finished. */
@@ -403,8 +505,7 @@ export class ContentWriter extends Writable {
       if (this.opts.size !== undefined && size !== this.opts.size) throw new SizeMismatchError(this.describe(), this.opts.size, size);
       if (this.opts.digest && actual !== this.opts.digest) throw new DigestMismatchError(this.opts.digest, actual, this.describe());
       if (this.fd !== undefined) throw new ImgtoolError('INTERNAL', 'commit() called before the writer finished');
-      this.meta.write(() => this.store.commitLocked(this.tmp, actual, size, this.opts.lease));
-      if (this.tmp) this.store.syncDir();
+      this.meta.write(() => this.store.commitLocked(this.tmp, actual, size, this.opts.lease, this.describe()));
       this.done = true;
       return { digest: actual, size, createdAt: Date.now() };
     } catch (e) {
@@ -416,37 +517,34 @@ export class ContentWriter extends Writable {
   /** Drop the temp file. Safe to call more than once. */
   async abort(): Promise<void> {
     this.done = true;
-    if (this.fd !== undefined) {
-      const fd = this.fd;
-      this.fd = undefined;
-      await this.syncing;
-      await new Promise<void>((res) => fs.close(fd, () => res()));
-    }
+    await this.release();
     if (this.tmp) await fs.promises.rm(this.tmp, { force: true });
   }
 
   /** End of data: fsync and close the temp file so 'finish' means durable. */
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.fd === undefined) return cb();
+    if (this.fd === undefined || this.closing) return cb();
     const fd = this.fd;
-    this.afterWriteback(() =>
+    this.whenIdle(() => {
+      if (this.closing) return cb(); // aborted meanwhile: release() closes it
+      let settle!: () => void;
+      this.writing = new Promise<void>((res) => (settle = res));
       fs.fsync(fd, (e) => {
         fs.close(fd, (e2) => {
           this.fd = undefined;
+          this.writing = undefined;
+          settle();
           cb(e ?? e2);
         });
-      }),
-    );
+      });
+    });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // autoDestroy runs after a successful finish too: keep the file for commit() then.
     if (!err) return cb();
-    const fd = this.fd;
-    this.fd = undefined;
-    const rm = () => (this.tmp ? fs.rm(this.tmp, { force: true }, () => cb(err)) : cb(err));
-    if (fd !== undefined) this.afterWriteback(() => fs.close(fd, rm));
-    else rm();
+    // The write in flight (if any) settles before the close: see `writing`.
+    void this.release().then(() => (this.tmp ? fs.rm(this.tmp, { force: true }, () => cb(err)) : cb(err)));
   }
 }
 

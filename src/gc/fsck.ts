@@ -115,11 +115,7 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
           ? `blob ${r.digest}: size mismatch: recorded ${r.size} bytes, file has ${res.size}`
           : `blob ${r.digest}: digest mismatch: file hashes to ${res.digest}`,
       };
-      if (repair) {
-        store.meta.write(() => store.content.forgetLocked(r.digest));
-        store.content.removeFileIfUnrecorded(r.digest);
-        Object.assign(pr, { repaired: 'corrupt blob removed', unrecoverable: true });
-      }
+      if (repair) Object.assign(pr, { repaired: quarantineBlob(store, r.digest), unrecoverable: true });
       add(pr);
     } else if (res.decoded) {
       for (const f of judgeLayerClaims(store, r.digest, res.size, res.decoded, claims.get(r.digest) ?? [])) {
@@ -293,6 +289,21 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
     orphans,
     ok: errors === 0,
   };
+}
+
+/**
+ * `--repair` of a corrupt blob: move its file out of `blobs/` into the store's quarantine
+ * directory (not deleted: the user may want it) and forget its blob, label and variant rows
+ * in one transaction. Images that need it are then missing that blob until a load or pull
+ * that carries it restores it (the content store writes it anew). Returns what was done.
+ */
+export function quarantineBlob(store: Store, digest: string): string {
+  const to = store.meta.write(() => {
+    const where = store.content.quarantineLocked(digest);
+    store.variants.deleteLocked(digest);
+    return where;
+  });
+  return to ? `quarantined to ${to}; a load that carries it restores it` : 'file gone meanwhile: rows removed';
 }
 
 /** Every blob digest something retains (images and every lease, live or not). */

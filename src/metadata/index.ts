@@ -25,7 +25,8 @@ export class Metadata {
       db.pragma('busy_timeout = 60000');
       if (!opts.readonly) {
         db.pragma('journal_mode = WAL');
-        db.pragma('synchronous = NORMAL');
+        // FULL: WAL commits are fsynced, so a command that reported success survives power loss.
+        db.pragma('synchronous = FULL');
       }
       db.pragma('foreign_keys = ON');
       const m = new Metadata(db);

@@ -61,6 +61,37 @@ describe('fsck', () => {
     expect(r3.problems.map((p) => p.kind)).toEqual(['image-incomplete']);
   });
 
+  it('repair quarantines a same-size corrupt blob: file kept aside, its blob/label/variant rows forgotten; an ingest restores it', async () => {
+    const ls = [layer('q1')];
+    await makeImage(store, 'x/q:1', ls);
+    const zst = await addVariant(store, ls[0]);
+    store.variants.record({ digest: ls[0].digest, diffId: ls[0].diffId, compression: 'gzip', size: ls[0].gz.length });
+    const p = store.content.blobPath(ls[0].digest);
+    const bad = Buffer.from(ls[0].gz);
+    bad[bad.length >> 1] ^= 0x01;
+    overwrite(p, bad);
+    const rr = await fsck(store, { repair: true });
+    const pr = rr.problems.find((x) => x.kind === 'blob-corrupt')!;
+    expect(pr.subject).toBe(ls[0].digest);
+    expect(pr.message).toMatch(/digest mismatch/);
+    expect(pr.repaired).toMatch(/quarantined to .*quarantine/);
+    expect(fs.existsSync(p)).toBe(false);
+    const q = path.join(dir, 'content', 'quarantine');
+    const kept = fs.readdirSync(q);
+    expect(kept).toHaveLength(1);
+    expect(fs.readFileSync(path.join(q, kept[0])).equals(bad)).toBe(true);
+    expect(store.content.has(ls[0].digest)).toBe(false);
+    expect(store.content.labels(ls[0].digest)).toEqual({});
+    expect(store.variants.get(ls[0].digest)).toBeUndefined();
+    expect(store.variants.get(zst)).toBeDefined(); // another variant of the layer is untouched
+    // The zstd variant still rebuilds the layer: no image damage.
+    expect(rr.problems.map((x) => x.kind)).toEqual(['blob-corrupt']);
+    expect((await fsck(store)).problems).toEqual([]);
+    await store.content.ingestBuffer(ls[0].gz, { digest: ls[0].digest, size: ls[0].gz.length });
+    expect(fs.readFileSync(p).equals(ls[0].gz)).toBe(true);
+    expect((await fsck(store)).problems).toEqual([]);
+  });
+
   it('detects a digest mismatch with the right size', async () => {
     const data = Buffer.from('right size');
     const info = await store.content.ingestBuffer(data);
