@@ -65,7 +65,7 @@ describe('fsck', () => {
     const ls = [layer('q1')];
     await makeImage(store, 'x/q:1', ls);
     const zst = await addVariant(store, ls[0]);
-    store.variants.record({ digest: ls[0].digest, diffId: ls[0].diffId, compression: 'gzip', size: ls[0].gz.length });
+    store.variants.recordProof({ digest: ls[0].digest, diffId: ls[0].diffId, compression: 'gzip', size: ls[0].gz.length });
     const p = store.content.blobPath(ls[0].digest);
     const bad = Buffer.from(ls[0].gz);
     bad[bad.length >> 1] ^= 0x01;
