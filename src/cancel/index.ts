@@ -26,9 +26,16 @@ export function isCancelled(): boolean {
   return reason !== undefined;
 }
 
+/** Once cancelled, the CancelledError to fail with (`<what>: <reason>`); else undefined. */
+export function cancelledError(what?: string): CancelledError | undefined {
+  if (!reason) return undefined;
+  return what ? new CancelledError(`${what}: ${reason.message}`) : reason;
+}
+
 /** Throw a CancelledError (`<what>: <reason>`) once cancelled. */
 export function throwIfCancelled(what?: string): void {
-  if (reason) throw what ? new CancelledError(`${what}: ${reason.message}`) : reason;
+  const e = cancelledError(what);
+  if (e) throw e;
 }
 
 /** Cancel every running operation of this process (idempotent; the first reason wins). */
@@ -42,7 +49,7 @@ export function cancel(message: string): void {
 export function cancellable<T extends Readable>(stream: T, what?: string): T {
   const signal = controller.signal;
   const onAbort = () => {
-    if (!stream.destroyed) stream.destroy(what ? new CancelledError(`${what}: ${reason!.message}`) : reason);
+    if (!stream.destroyed) stream.destroy(cancelledError(what));
   };
   if (signal.aborted) {
     onAbort();
