@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
 import { addCleanup, cancelSignal, throwIfCancelled } from '../cancel';
@@ -43,7 +44,7 @@ export function archiveOutput(target: string | Writable | ArchiveOutput): Archiv
   if (target === process.stdout || target === '-') return new StreamOutput(process.stdout, '-', false);
   if (typeof target !== 'string') return new StreamOutput(target, 'stream', true);
   const t = resolveOutputTarget(target);
-  if (t.kind === 'special') return new SpecialFileOutput(t.path, target);
+  if (t.kind === 'special') return new SpecialFileOutput(t.path, target, t.type);
   return new FileOutput(t.path, target);
 }
 
@@ -200,17 +201,35 @@ function isPipeError(e: unknown): boolean {
 
 /**
  * An existing FIFO or device (`-o /dev/null`, `-o fifo`): opened for writing (no create, no
- * truncate) and streamed to like stdout; it is never replaced. Opening a FIFO waits for a reader.
+ * truncate) and streamed to like stdout; it is never replaced. A FIFO is opened non-blocking
+ * (polling until a reader opens it, cancellable) and written as a non-blocking pipe: a
+ * thread blocked in open(2) or write(2) on a FIFO would keep the process from exiting.
  */
 class SpecialFileOutput implements ArchiveOutput {
   private inner: StreamOutput | undefined;
-  constructor(private readonly file: string, readonly label: string) {}
+  constructor(private readonly file: string, readonly label: string, private readonly type: string) {}
 
   async open(): Promise<void> {
-    const fd = await new Promise<number>((res, rej) =>
-      fs.open(this.file, fs.constants.O_WRONLY, (e, fd) => (e ? rej(new ImgtoolError('PRECONDITION', `output ${this.label}: cannot open for writing: ${errText(e)}`, [], { cause: e })) : res(fd))),
-    );
-    this.inner = new StreamOutput(fs.createWriteStream('', { fd, autoClose: true, highWaterMark: 1024 * 1024 }), this.label, true);
+    const cannot = (e: unknown) => new ImgtoolError('PRECONDITION', `output ${this.label}: cannot open for writing: ${errText(e)}`, [], { cause: e });
+    let dst: Writable;
+    if (this.type === 'FIFO') {
+      let fd: number | undefined;
+      for (;;) {
+        throwIfCancelled(`output ${this.label} (waiting for a reader of the FIFO)`);
+        try {
+          fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+          break;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw cannot(e); // ENXIO: no reader yet
+        }
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      dst = new net.Socket({ fd, readable: false, writable: true });
+    } else {
+      const fd = await new Promise<number>((res, rej) => fs.open(this.file, fs.constants.O_WRONLY, (e, fd) => (e ? rej(cannot(e)) : res(fd))));
+      dst = fs.createWriteStream('', { fd, autoClose: true, highWaterMark: 1024 * 1024 });
+    }
+    this.inner = new StreamOutput(dst, this.label, true);
     await this.inner.open();
   }
 

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { ImageBuilder } from '../../src/builder';
 import { runCli, tmpDir, rmrf, BIN } from '../helpers/cli';
 
@@ -96,6 +96,29 @@ describe('SIGINT / SIGTERM (CLI)', () => {
     const res = await r.done;
     expect({ code: res.code, signal: res.signal }).toEqual({ code: 130, signal: null });
     expect(fs.readdirSync(sub)).toEqual([]);
+    await expectCleanStore(root);
+  }, 120_000);
+
+  it('save waiting for a reader of a FIFO stops at once on SIGINT (no thread left blocked in open); the FIFO stays, no lease left', async () => {
+    const sub = fs.mkdtempSync(path.join(dir, 'fifo-'));
+    const fifo = path.join(sub, 'pipe');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const r = start(['save', '-o', fifo, 'example.com/big:1'], root);
+    // Wait until the command holds its process lease (it is then past planning, at the open).
+    let held = false;
+    for (let i = 0; i < 40 && !held; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      held = JSON.parse((await runCli(['lease', 'ls', '--json'], { root })).stdout).length > 0;
+    }
+    expect(held).toBe(true);
+    await new Promise((res) => setTimeout(res, 300));
+    const t0 = Date.now();
+    r.kill('SIGINT');
+    const res = await r.done;
+    expect(Date.now() - t0).toBeLessThan(5000); // not the 10 s wind-down (nor a hang)
+    expect({ code: res.code, signal: res.signal }).toEqual({ code: 130, signal: null });
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+    expect(fs.readdirSync(sub)).toEqual(['pipe']);
     await expectCleanStore(root);
   }, 120_000);
 
