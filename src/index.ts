@@ -34,6 +34,7 @@ export type { LeaseInfo, LeaseResource, ResourceKind, CreateLeaseOptions, Livene
 export { prune, fsck } from './gc';
 export type { PruneOptions, PruneResult, FsckOptions, FsckResult, FsckProblem } from './gc';
 export * from './progress';
+export * from './cancel';
 export { ImgtoolCommand } from './cli/base';
 export { terminalProgress, fmtBytes } from './cli/progress';
 export { Flags, Args } from '@oclif/core';

@@ -17,6 +17,8 @@ export interface CopyOptions {
   what: string;
   /** Called with the running count of bytes written. */
   onBytes?: (n: number) => void;
+  /** Stop (no new reads) and fail with the signal's reason once it is aborted. */
+  signal?: AbortSignal;
 }
 
 /** A small pool of large buffers, reused across copies; a buffer is reused only after its write completed. */
@@ -79,6 +81,7 @@ class BlobCopy {
 
   /** Start the next read when a buffer is free; finish when everything has settled. */
   private pump(): void {
+    if (!this.err && this.opts.signal?.aborted) this.err = this.opts.signal.reason;
     if (!this.err && !this.reading && this.readPos < this.size && this.free.length) {
       const buf = this.free.pop()!;
       const len = Math.min(buf.length, this.size - this.readPos);

@@ -19,7 +19,7 @@ import { Progress, silentProgress } from '../progress';
 import { ImageRecord } from '../images/store';
 import { LayerResolver, SaveCompression, replacementMediaType } from './export-resolver';
 import { variantResolver } from '../compression/resolver';
-import { archiveOutput, FileOutput } from './output';
+import { ArchiveOutput, archiveOutput, FileOutput } from './output';
 import { TarWriter, BLOB_MODE, FILE_MODE } from './writer';
 
 export type { LayerResolver, LayerRequest, SaveCompression } from './export-resolver';
@@ -37,8 +37,11 @@ export interface SaveOptions {
   allPlatforms?: boolean;
   format?: SaveFormat;
   compression?: SaveCompression;
-  /** A file path (temp + fsync + rename), `-` for stdout, or a stream (ended when done). */
-  output: string | Writable;
+  /**
+   * A file path (temp + fsync + rename; a symlink is followed, a FIFO or device written in
+   * place), `-` for stdout, a stream (ended when done), or an ArchiveOutput (used as is).
+   */
+  output: string | Writable | ArchiveOutput;
   /** Holds every blob the save reads or produces against GC while it runs. */
   lease?: ResourceHolder;
   progress?: Progress;
@@ -715,7 +718,7 @@ export async function saveImages(store: Store, refs: string[], opts: SaveOptions
     overall.finish();
   }
   return {
-    output: typeof opts.output === 'string' ? opts.output : 'stream',
+    output: typeof opts.output === 'string' ? opts.output : out.label,
     format: plan.format,
     compression: plan.compression,
     images: plan.images,

@@ -4,6 +4,7 @@ import { ArchiveInputSource } from './input';
 import { unpackImage, discardLayers, UnpackResult, DiscardedLayer } from '../snapshots';
 import { formatPlatform, hostPlatform, parsePlatform } from '../platform';
 import { NotFoundError } from '../errors';
+import { addCleanup, throwIfCancelled } from '../cancel';
 
 export interface LoadOptions extends ImportOptions {
   /** Unpack into snapshots (default true; `--no-unpack` sets false). */
@@ -19,15 +20,20 @@ export interface LoadResult extends ImportResult {
 /**
  * `imgtool load`: import an archive (all-or-nothing), then unpack the host platform (or each
  * `--platform`) of every image into snapshots, then optionally discard the layer blobs.
- * A failed unpack undoes the load's names, so a failed load registers nothing.
+ * A failed (or interrupted: src/cancel) unpack undoes the load's names, so a failed load
+ * registers nothing.
  */
 export async function loadArchive(store: Store, input: ArchiveInputSource, opts: LoadOptions = {}): Promise<LoadResult> {
   const unpack = opts.unpack !== false;
   const imported = await importArchive(store, input, opts);
   const result: LoadResult = { ...imported, unpacked: [] };
-  if (!unpack) return result;
+  // Until the load has finished, a process that is interrupted and cannot wind down in time
+  // still puts the names back before it exits.
+  const dropCleanup = addCleanup(() => undoNames(store, imported));
   const platforms = opts.platforms?.length ? opts.platforms.map((p) => formatPlatform(parsePlatform(p))) : [undefined];
   try {
+    throwIfCancelled('load');
+    if (!unpack) return result;
     for (const img of imported.images) {
       const name = img.names[0];
       if (!name) continue;
@@ -53,6 +59,8 @@ export async function loadArchive(store: Store, input: ArchiveInputSource, opts:
   } catch (e) {
     undoNames(store, imported);
     throw e;
+  } finally {
+    dropCleanup();
   }
   return result;
 }

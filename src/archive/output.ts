@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
+import { addCleanup, cancelSignal, throwIfCancelled } from '../cancel';
 import { CopyOptions, copyBuffers, copyFileAt } from './copy';
 
 /**
@@ -19,11 +21,96 @@ export interface ArchiveOutput {
   abort(err?: unknown): Promise<void>;
 }
 
-/** Build the output for `opts.output`: a file path, `-` (stdout), or a Writable. */
-export function archiveOutput(target: string | Writable): ArchiveOutput {
+/** An output file whose temp file is kept after `commit()` until `publish()` (or `abort()`). */
+export interface StagedOutput extends ArchiveOutput {
+  /** The complete, fsynced temp file once `commit()` has returned. */
+  readonly tempPath: string | undefined;
+  /** Rename the temp file over the target (after the caller has checked it). */
+  publish(): Promise<void>;
+}
+
+export function isArchiveOutput(x: unknown): x is ArchiveOutput {
+  const o = x as Partial<ArchiveOutput> | null;
+  return !!o && typeof o === 'object' && typeof o.open === 'function' && typeof o.commit === 'function' && typeof o.abort === 'function' && typeof o.label === 'string';
+}
+
+/**
+ * Build the output for `opts.output`: a file path, `-` (stdout), a Writable, or an
+ * ArchiveOutput (used as is). A path is resolved by `resolveOutputTarget`: a FIFO or a
+ * device is written in place, a symlink is followed, anything else gets temp + rename.
+ */
+export function archiveOutput(target: string | Writable | ArchiveOutput): ArchiveOutput {
+  if (isArchiveOutput(target)) return target;
+  if (target === process.stdout || target === '-') return new StreamOutput(process.stdout, '-', false);
   if (typeof target !== 'string') return new StreamOutput(target, 'stream', true);
-  if (target === '-') return new StreamOutput(process.stdout, '-', false);
-  return new FileOutput(target);
+  const t = resolveOutputTarget(target);
+  if (t.kind === 'special') return new SpecialFileOutput(t.path, target, t.type);
+  return new FileOutput(t.path, target);
+}
+
+/**
+ * What `-o PATH` designates, symlinks followed (as `cp` and `docker save -o` do):
+ * - `file`: a regular file, existing or to be created, at `path` (the real path: the
+ *   temp file goes next to it and is renamed over it, so a symlink stays a symlink);
+ * - `special`: an existing FIFO or character/block device, opened and written in place
+ *   (streamed like `-o -`; never replaced).
+ * A directory, a socket, a symlink loop or a missing directory is an InvalidArgumentError.
+ * A dangling symlink designates the file it points to, created if its directory exists.
+ */
+export type OutputTarget = { kind: 'file'; path: string } | { kind: 'special'; path: string; type: 'FIFO' | 'character device' | 'block device' };
+
+export function resolveOutputTarget(file: string): OutputTarget {
+  const real = realOutputPath(file);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(real);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new InvalidArgumentError(`output ${file}: ${errText(e)}`);
+  }
+  if (!st) return { kind: 'file', path: real };
+  if (st.isDirectory()) throw new InvalidArgumentError(`output ${file} is a directory`);
+  if (st.isFile()) return { kind: 'file', path: real };
+  if (st.isFIFO()) return { kind: 'special', path: real, type: 'FIFO' };
+  if (st.isCharacterDevice()) return { kind: 'special', path: real, type: 'character device' };
+  if (st.isBlockDevice()) return { kind: 'special', path: real, type: 'block device' };
+  throw new InvalidArgumentError(`output ${file} is a socket or another kind of file that cannot be written`);
+}
+
+/** The absolute path `file` ends at after following symlinks, existing or not; its directory exists. */
+function realOutputPath(file: string): string {
+  const abs = path.resolve(file);
+  try {
+    return fs.realpathSync(abs);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new InvalidArgumentError(`output ${file}: ${errText(e)}`);
+  }
+  // Something on the way does not exist: follow the chain by hand to its last name.
+  let cur = abs;
+  for (let hops = 0; hops <= 40; hops++) {
+    const dir = path.dirname(cur);
+    let realDir: string;
+    try {
+      realDir = fs.realpathSync(dir);
+    } catch {
+      throw new InvalidArgumentError(`output ${file}: directory ${dir}${cur === abs ? '' : ' (where its symlink points)'} does not exist`);
+    }
+    if (!fs.statSync(realDir).isDirectory()) throw new InvalidArgumentError(`output ${file}: ${dir} is not a directory`);
+    const p = path.join(realDir, path.basename(cur));
+    let lst: fs.Stats;
+    try {
+      lst = fs.lstatSync(p);
+    } catch {
+      return p; // the name to create
+    }
+    if (!lst.isSymbolicLink()) return p;
+    cur = path.resolve(realDir, fs.readlinkSync(p));
+  }
+  throw new InvalidArgumentError(`output ${file}: too many levels of symbolic links`);
+}
+
+function errText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err?.code ? `${err.code}: ${err.message.replace(/^\w+: /, '')}` : String(e);
 }
 
 function epipeError(label: string, cause: unknown): ImgtoolError {
@@ -52,6 +139,7 @@ class StreamOutput implements ArchiveOutput {
   }
 
   private check(): void {
+    throwIfCancelled(`output ${this.label === '-' ? 'stdout' : this.label}`);
     if (this.error) throw isPipeError(this.error) ? epipeError(this.label, this.error) : this.error;
     if (this.dst.destroyed || this.dst.writableEnded) throw epipeError(this.label, this.error);
   }
@@ -112,13 +200,65 @@ function isPipeError(e: unknown): boolean {
 }
 
 /**
+ * An existing FIFO or device (`-o /dev/null`, `-o fifo`): opened for writing (no create, no
+ * truncate) and streamed to like stdout; it is never replaced. A FIFO is opened non-blocking
+ * (polling until a reader opens it, cancellable) and written as a non-blocking pipe: a
+ * thread blocked in open(2) or write(2) on a FIFO would keep the process from exiting.
+ */
+class SpecialFileOutput implements ArchiveOutput {
+  private inner: StreamOutput | undefined;
+  constructor(private readonly file: string, readonly label: string, private readonly type: string) {}
+
+  async open(): Promise<void> {
+    const cannot = (e: unknown) => new ImgtoolError('PRECONDITION', `output ${this.label}: cannot open for writing: ${errText(e)}`, [], { cause: e });
+    let dst: Writable;
+    if (this.type === 'FIFO') {
+      let fd: number | undefined;
+      for (;;) {
+        throwIfCancelled(`output ${this.label} (waiting for a reader of the FIFO)`);
+        try {
+          fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+          break;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw cannot(e); // ENXIO: no reader yet
+        }
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      dst = new net.Socket({ fd, readable: false, writable: true });
+    } else {
+      const fd = await new Promise<number>((res, rej) => fs.open(this.file, fs.constants.O_WRONLY, (e, fd) => (e ? rej(cannot(e)) : res(fd))));
+      dst = fs.createWriteStream('', { fd, autoClose: true, highWaterMark: 1024 * 1024 });
+    }
+    this.inner = new StreamOutput(dst, this.label, true);
+    await this.inner.open();
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    return this.inner!.write(chunk);
+  }
+
+  commit(): Promise<void> {
+    return this.inner!.commit();
+  }
+
+  async abort(err?: unknown): Promise<void> {
+    await this.inner?.abort(err);
+  }
+}
+
+/**
  * `FILE.tmp-<random>` in the destination directory; commit = fsync, close, rename over
  * FILE, fsync the directory. Any failure removes the temp file; FILE is never partial.
+ * `file` is the real path (see `resolveOutputTarget`); `label` the path the user gave.
+ * While the temp file exists it is registered with `addCleanup` (src/cancel), so an
+ * interrupted command that cannot wind down in time still removes it.
+ * With `staged`, `commit()` leaves the complete temp file for `publish()`.
  */
-class FileOutput implements ArchiveOutput {
+class FileOutput implements StagedOutput {
   readonly label: string;
   private fd: number | undefined;
   private tmp: string | undefined;
+  private dropCleanup: (() => void) | undefined;
   private pending: Buffer[] = [];
   private pendingLen = 0;
   private offset = 0;
@@ -136,35 +276,43 @@ class FileOutput implements ArchiveOutput {
   private static readonly BATCH = 4 * 1024 * 1024;
   private static readonly DEPTH = 2;
 
-  constructor(private readonly file: string) {
-    this.label = file;
+  constructor(private readonly file: string, label = file, private readonly staged = false) {
+    this.label = label;
   }
 
-  /** Fail early (before planning costs anything) when the directory is unusable. */
-  static checkTarget(file: string): void {
-    const dir = path.dirname(path.resolve(file));
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(dir);
-    } catch {
-      throw new InvalidArgumentError(`output directory ${dir} does not exist`);
-    }
-    if (!st.isDirectory()) throw new InvalidArgumentError(`output directory ${dir} is not a directory`);
-    try {
-      if (fs.statSync(file).isDirectory()) throw new InvalidArgumentError(`output ${file} is a directory`);
-    } catch (e) {
-      if (e instanceof InvalidArgumentError) throw e;
-    }
+  /**
+   * Fail early (before planning costs anything) when `file` cannot be an output: see
+   * `resolveOutputTarget` (directories, missing directories, sockets, symlink loops).
+   */
+  static checkTarget(file: string): OutputTarget {
+    return resolveOutputTarget(file);
+  }
+
+  /** A staged output for `file`, which must resolve to a regular file (or a new one). */
+  static staged(file: string, what: string): FileOutput {
+    const t = resolveOutputTarget(file);
+    if (t.kind !== 'file') throw new InvalidArgumentError(`${what}: output ${file} is a ${t.type}, not a regular file: its archive is verified before it is published, which needs a file`);
+    return new FileOutput(t.path, file, true);
+  }
+
+  get tempPath(): string | undefined {
+    return this.fd === undefined ? this.tmp : undefined;
   }
 
   async open(): Promise<void> {
-    FileOutput.checkTarget(this.file);
-    const abs = path.resolve(this.file);
-    this.tmp = `${abs}.tmp-${crypto.randomBytes(6).toString('hex')}`;
-    this.fd = await new Promise<number>((res, rej) => fs.open(this.tmp!, 'wx', 0o644, (e, fd) => (e ? rej(e) : res(fd))));
+    throwIfCancelled(`output ${this.label}`);
+    const dir = path.dirname(this.file);
+    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new InvalidArgumentError(`output ${this.label}: directory ${dir} does not exist`);
+    const tmp = `${this.file}.tmp-${crypto.randomBytes(6).toString('hex')}`;
+    this.fd = await new Promise<number>((res, rej) =>
+      fs.open(tmp, 'wx', 0o644, (e, fd) => (e ? rej(new ImgtoolError('PRECONDITION', `output ${this.label}: cannot create ${tmp}: ${errText(e)}`, [], { cause: e })) : res(fd))),
+    );
+    this.tmp = tmp;
+    this.dropCleanup = addCleanup(() => fs.rmSync(tmp, { force: true }));
   }
 
   async write(chunk: Buffer): Promise<void> {
+    throwIfCancelled(`output ${this.label}`);
     // Batch small tar pieces (headers, padding) into few large writes.
     this.pending.push(chunk);
     this.pendingLen += chunk.length;
@@ -211,7 +359,7 @@ class FileOutput implements ArchiveOutput {
       if (this.unsynced >= FileOutput.SYNC_AHEAD && !this.syncing) this.syncAhead();
       opts.onBytes?.(n);
     };
-    await copyFileAt(src, this.fd!, pos, size, this.pool, { ...opts, onBytes });
+    await copyFileAt(src, this.fd!, pos, size, this.pool, { ...opts, onBytes, signal: cancelSignal() });
   }
 
   /**
@@ -242,11 +390,20 @@ class FileOutput implements ArchiveOutput {
     const fd = this.fd!;
     await new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
     this.fd = undefined;
-    await new Promise<void>((res, rej) => fs.close(fd, (e) => (e ? rej(e) : res())));
-    await fs.promises.rename(this.tmp!, path.resolve(this.file));
-    this.tmp = undefined;
     this.pool = undefined;
-    syncDir(path.dirname(path.resolve(this.file)));
+    await new Promise<void>((res, rej) => fs.close(fd, (e) => (e ? rej(e) : res())));
+    if (!this.staged) await this.publish();
+  }
+
+  async publish(): Promise<void> {
+    if (!this.tmp || this.fd !== undefined) throw new ImgtoolError('INTERNAL', `output ${this.label}: publish before commit`);
+    // Checked synchronously right before the rename: an interrupted command never publishes.
+    throwIfCancelled(`output ${this.label}`);
+    fs.renameSync(this.tmp, this.file);
+    this.tmp = undefined;
+    this.dropCleanup?.();
+    this.dropCleanup = undefined;
+    syncDir(path.dirname(this.file));
   }
 
   async abort(): Promise<void> {
@@ -264,6 +421,8 @@ class FileOutput implements ArchiveOutput {
       await fs.promises.rm(this.tmp, { force: true });
       this.tmp = undefined;
     }
+    this.dropCleanup?.();
+    this.dropCleanup = undefined;
   }
 }
 

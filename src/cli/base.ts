@@ -3,13 +3,16 @@ import { Store, defaultRoot } from '../store';
 import { isImgtoolError } from '../errors';
 import { terminalProgress } from './progress';
 import { Progress } from '../progress';
+import { commandSettled, installSignalHandlers, interruptedStatus } from './signals';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof ImgtoolCommand)['baseFlags'] & T['flags']>;
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
 /**
  * Base of every imgtool command: `--root`, `--json`, `--quiet`, `--debug`; one clear
- * error line on stderr (stack only with --debug) and a non-zero exit code.
+ * error line on stderr (stack only with --debug) and a non-zero exit code. SIGINT/SIGTERM
+ * cancel the running library call (see ./signals.ts): it cleans up, then the process exits
+ * with 130/143.
  */
 export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
@@ -25,6 +28,7 @@ export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
   private progress_: (Progress & { stop(): void }) | undefined;
 
   public override async init(): Promise<void> {
+    installSignalHandlers(() => this.progress_?.stop());
     await super.init();
     const { args, flags } = await this.parse({
       flags: this.ctor.flags,
@@ -69,13 +73,17 @@ export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
     if (isImgtoolError(err) && err.details.length) msg += '\n' + err.details.map((d) => `  ${d}`).join('\n');
     process.stderr.write(`imgtool: error: ${msg}\n`);
     if (debug && err?.stack) process.stderr.write(err.stack + '\n');
-    process.exitCode = 1;
+    process.exitCode = interruptedStatus() ?? 1;
     return undefined;
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
-    this.progress_?.stop();
-    this.store_?.close();
-    return super.finally(err);
+    try {
+      this.progress_?.stop();
+      this.store_?.close();
+      return await super.finally(err);
+    } finally {
+      commandSettled();
+    }
   }
 }

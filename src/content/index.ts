@@ -7,6 +7,7 @@ import { Metadata } from '../metadata';
 import { Digest, digestHex, validateDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, NotFoundError, SizeMismatchError } from '../errors';
 import { parseTempOwner, tempOwnerTag } from '../leases/process';
+import { cancellable, cancelledError } from '../cancel';
 
 export interface BlobInfo {
   digest: Digest;
@@ -137,7 +138,8 @@ export class ContentStore {
   openRead(digest: Digest, opts: { verify?: boolean; what?: string } = {}): Readable {
     const info = this.info(digest);
     if (!info) throw new NotFoundError(`${opts.what ? opts.what + ': ' : ''}content ${digest} not found in the store`);
-    const rs = fs.createReadStream(this.blobPath(digest), { highWaterMark: 1024 * 1024 });
+    // An interrupted command (src/cancel) fails its reads with a CancelledError.
+    const rs = cancellable(fs.createReadStream(this.blobPath(digest), { highWaterMark: 1024 * 1024 }), opts.what ?? `content ${digest}`);
     if (!opts.verify) return rs;
     const check = new VerifyStream(digest, info.size, opts.what);
     rs.on('error', (e) => check.destroy(e));
@@ -429,6 +431,8 @@ export class ContentWriter extends Writable {
   override _writev(items: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     // Already hashed and counted by write(); never write past the expected size.
     if (this.overflow) return cb(this.overflow);
+    const cancelled = cancelledError(this.opts.what);
+    if (cancelled) return cb(cancelled);
     if (this.fd === undefined || this.closing) return cb();
     const fd = this.fd;
     const chunks = items.length === 1 ? [items[0].chunk] : items.map((i) => i.chunk);

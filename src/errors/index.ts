@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'MISSING_CONTENT'
   | 'UNSAFE_PATH'
   | 'PRECONDITION'
+  | 'CANCELLED'
   | 'INTERNAL';
 
 export class ImgtoolError extends Error {
@@ -76,6 +77,14 @@ export class UnsafePathError extends ImgtoolError {
   constructor(message: string) {
     super('UNSAFE_PATH', message);
     this.name = 'UnsafePathError';
+  }
+}
+
+/** The operation was interrupted (SIGINT/SIGTERM in the CLI; see src/cancel). */
+export class CancelledError extends ImgtoolError {
+  constructor(message: string) {
+    super('CANCELLED', message);
+    this.name = 'CancelledError';
   }
 }
 

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Store } from '../store';
 import { planSave, saveImages, DigestChange } from '../archive/export';
 import { verifyArchive, VerifyReport } from '../archive/verify';
+import { FileOutput } from '../archive/output';
 import { ResourceHolder } from '../content';
 import { withCommandLease } from '../leases';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
@@ -77,7 +78,7 @@ function isDirTarget(output: string): boolean {
  * expected images with the expected digests (the names `ctr images import` will register).
  * Throws an ImgtoolError listing every problem.
  */
-export async function checkPreloadArchive(file: string, expected: Array<{ name: string; digest: string }>): Promise<VerifyReport> {
+export async function checkPreloadArchive(file: string, expected: Array<{ name: string; digest: string }>, label = file): Promise<VerifyReport> {
   const report = await verifyArchive(file, { strict: true });
   const problems = [...report.problems];
   for (const e of expected) {
@@ -89,7 +90,7 @@ export async function checkPreloadArchive(file: string, expected: Array<{ name: 
   if (problems.length) {
     throw new ImgtoolError(
       'INVALID_ARCHIVE',
-      `preload archive ${file} failed verification (--strict): ${problems[0]}`,
+      `preload archive ${label} failed verification (--strict): ${problems[0]}`,
       problems.length > 1 ? problems : [],
     );
   }
@@ -100,8 +101,11 @@ export async function checkPreloadArchive(file: string, expected: Array<{ name: 
  * Archives that `ctr --namespace=k8s.io images import --no-unpack --all-platforms --digests`
  * accepts inside a KIND node, with every image's full name kept (`io.containerd.image.name` and
  * `org.opencontainers.image.ref.name` both hold it). One tar for all images (`output` a file), or
- * one per image (`output` a directory). Every archive is verified with `--strict` semantics
- * before this returns; on any failure no archive of this call is left behind.
+ * one per image (`output` a directory). Every archive is written to a temp file next to its
+ * target and verified there with `--strict` semantics; only when all of them verified are they
+ * renamed over their targets. On any failure every temp file is removed and the files that were
+ * there before are untouched. `output` may be a symlink (followed); a FIFO or device is refused
+ * (an archive is verified before it is published, which needs a file).
  */
 export async function kindPreload(store: Store, refs: string[], opts: KindPreloadOptions): Promise<KindPreloadResult> {
   if (!refs.length) throw new InvalidArgumentError('no image to preload');
@@ -133,20 +137,22 @@ export async function kindPreload(store: Store, refs: string[], opts: KindPreloa
       jobs.push({ file: opts.output, refs: planned.map((p) => p.ref) });
     }
 
-    const written: string[] = [];
+    const staged: FileOutput[] = [];
     const archives: PreloadArchive[] = [];
     try {
       for (const job of jobs) {
-        const r = await saveImages(store, job.refs, { output: job.file, platforms, lease, progress, skipNonDistributable: opts.skipNonDistributable });
-        written.push(job.file);
+        const out = FileOutput.staged(job.file, 'kind preload');
+        staged.push(out);
+        const r = await saveImages(store, job.refs, { output: out, platforms, lease, progress, skipNonDistributable: opts.skipNonDistributable });
         warnings.push(...r.warnings);
         for (const c of r.changes) if (!changes.some((x) => x.from === c.from && x.to === c.to)) changes.push(c);
         const images = r.images.map((i) => ({ name: i.name, digest: i.digest, platforms: i.platforms }));
-        await checkPreloadArchive(job.file, images);
+        await checkPreloadArchive(out.tempPath!, images, job.file);
         archives.push({ file: job.file, images, bytes: r.bytes });
       }
+      for (const out of staged) await out.publish();
     } catch (e) {
-      for (const f of written) fs.rmSync(f, { force: true });
+      for (const out of staged) await out.abort();
       throw e;
     }
     return { mode: dirMode ? 'dir' : 'file', archives, changes, warnings };

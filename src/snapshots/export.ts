@@ -6,10 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Store } from '../store';
 import { ResourceHolder } from '../content';
 import { Progress, silentProgress } from '../progress';
@@ -18,8 +16,8 @@ import { shortDigest } from '../digest';
 import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from './tar';
 import { walk, newRoot, Meta, MtimeClamp } from './tree';
 import { fsPath } from './tarsplit';
+import { archiveOutput } from '../archive/output';
 import { MergedView, applyLayerStream, loadMergedView, resolveImageLayers, openLayerSource } from './ops';
-import { tempOwnerTag } from '../leases/process';
 
 export type ExportTarget = { output: string | Writable } | { dir: string };
 
@@ -157,32 +155,19 @@ export function rootfsTar(view: MergedView, stats: { entries: number; bytes: num
   return Readable.from(gen(), { objectMode: false });
 }
 
-async function writeTarTo(view: MergedView, out: string | Writable, stats: { entries: number; bytes: number }): Promise<void> {
-  if (typeof out !== 'string') {
-    await pipeline(rootfsTar(view, stats), out, { end: out !== process.stdout });
-    return;
-  }
-  if (out === '-') {
-    await pipeline(rootfsTar(view, stats), process.stdout, { end: false });
-    await new Promise<void>((resolve, reject) => {
-      process.stdout.write('', (e) => (e ? reject(e) : resolve()));
-    });
-    return;
-  }
-  const abs = path.resolve(out);
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${tempOwnerTag()}-${crypto.randomBytes(4).toString('hex')}.tmp`);
+/**
+ * Write the tar through an archive output (src/archive/output.ts): `-` is stdout, a path gets
+ * temp + fsync + rename (a symlink followed; a FIFO or device written in place), a Writable is
+ * ended when done. On failure (or interruption) the temp file is removed.
+ */
+async function writeTarTo(view: MergedView, target: string | Writable, stats: { entries: number; bytes: number }): Promise<void> {
+  const out = archiveOutput(target);
+  await out.open();
   try {
-    const ws = fs.createWriteStream(tmp, { flags: 'wx' });
-    await pipeline(rootfsTar(view, stats), ws);
-    const fd = fs.openSync(tmp, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, abs);
+    for await (const chunk of rootfsTar(view, stats)) await out.write(chunk as Buffer);
+    await out.commit();
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    await out.abort(e);
     throw e;
   }
 }
