@@ -53,7 +53,7 @@ interface Plan {
 
 /** Test hooks: run between the phases, to show what concurrent writers may do there. */
 export interface PruneHooks {
-  /** Inside the mark's read transaction, after the roots are marked. */
+  /** Inside the mark's read transaction, after the roots are marked, before blob files are listed. */
   duringMark?: () => void;
   /** After the mark's read transaction, before the sweep's write transaction. */
   beforeSweep?: () => void;
@@ -83,11 +83,7 @@ export function prune(store: Store, opts: PruneOptions & { hooks?: PruneHooks } 
   const all = !!opts.all;
   const snaps = snapshotFiles(store);
   const m = new Marker(store.meta.db, store.content);
-  const survey = store.meta.read(() => {
-    const sv = surveyStore(store, m, snaps);
-    opts.hooks?.duringMark?.();
-    return sv;
-  });
+  const survey = store.meta.read(() => surveyStore(store, m, snaps, opts.hooks));
   opts.hooks?.beforeSweep?.();
   const plan = dryRun
     ? store.meta.read(() => decide(store, m, survey, all))
@@ -181,11 +177,12 @@ export function markOthers(store: Store, manifest: string, holder?: ResourceHold
  * Phase 1, in a read transaction: mark every root and list what exists. Slow on a large
  * store (every document read, a readdir of every blob, tree sizes) but blocks nobody.
  */
-function surveyStore(store: Store, m: Marker, snaps: SnapshotFiles): Survey {
+function surveyStore(store: Store, m: Marker, snaps: SnapshotFiles, hooks?: PruneHooks): Survey {
   const db = store.meta.db;
   const now = Date.now();
   const { live, dead } = leaseLiveness(store, now);
   m.markRoots(store, live, false);
+  hooks?.duringMark?.();
 
   const blobRows = new Map((db.prepare('SELECT digest, size FROM blobs').all() as Array<{ digest: string; size: number }>).map((b) => [b.digest, b.size]));
   const snapshotRows = new Set((db.prepare('SELECT chain_id FROM snapshots').all() as Array<{ chain_id: string }>).map((r) => r.chain_id));
