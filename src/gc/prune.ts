@@ -51,6 +51,9 @@ interface Plan {
   leases: string[];
 }
 
+/** Blob files unlinked per write transaction in phase 3. */
+const UNLINK_BATCH = 500;
+
 /** Test hooks: run between the phases, to show what concurrent writers may do there. */
 export interface PruneHooks {
   /** Inside the mark's read transaction, after the roots are marked, before blob files are listed. */
@@ -104,12 +107,19 @@ export function prune(store: Store, opts: PruneOptions & { hooks?: PruneHooks } 
   };
 
   if (!dryRun) {
-    // Phase 3: files of what phase 2 removed, unless re-created meanwhile.
+    // Phase 3: files of what phase 2 removed, unless re-created meanwhile. The check and
+    // the unlink need the lock (a writer renames and records under it), taken in short
+    // batches so that other writers interleave.
+    const hasRow = store.meta.db.prepare('SELECT 1 FROM blobs WHERE digest = ?');
+    for (let i = 0; i < plan.blobs.length; i += UNLINK_BATCH) {
+      store.meta.write(() => {
+        for (const b of plan.blobs.slice(i, i + UNLINK_BATCH)) {
+          if (!hasRow.get(b.digest)) unlinkQuiet(store.content.blobPath(b.digest));
+        }
+      });
+    }
     const trash: string[] = [];
     store.meta.write(() => {
-      for (const b of plan.blobs) {
-        if (!store.content.has(b.digest)) unlinkQuiet(store.content.blobPath(b.digest));
-      }
       const still = store.meta.db.prepare('SELECT 1 FROM snapshots WHERE chain_id = ?');
       for (const s of plan.snapshots) {
         if (still.get(s.chainId)) continue;
@@ -230,10 +240,10 @@ function decide(store: Store, m: Marker, sv: Survey, all: boolean): Plan {
   // Blobs: rows the survey saw that nothing marks now; files that still have no row.
   const blobs: Plan['blobs'] = [];
   for (const [digest, size] of [...sv.blobRows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (!m.blobs.has(digest) && store.content.has(digest)) blobs.push({ digest, size, hasRow: true });
+    if (!m.blobs.has(digest) && m.size(digest) !== undefined) blobs.push({ digest, size, hasRow: true });
   }
   for (const [digest, size] of sv.strayFiles) {
-    if (!m.blobs.has(digest) && !store.content.has(digest)) blobs.push({ digest, size, hasRow: false });
+    if (!m.blobs.has(digest) && m.size(digest) === undefined) blobs.push({ digest, size, hasRow: false });
   }
 
   // Variant rows: keep while the blob is retained, or a kept snapshot of its diffID can
