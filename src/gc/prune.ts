@@ -11,6 +11,8 @@ export interface PruneOptions {
   all?: boolean;
   /** Compute and list, change nothing. */
   dryRun?: boolean;
+  /** For tests: code to run between the phases, where another process could act. */
+  hooks?: PruneHooks;
 }
 
 export interface PruneResult {
@@ -54,7 +56,7 @@ interface Plan {
 /** Blob files unlinked per write transaction in phase 3. */
 const UNLINK_BATCH = 500;
 
-/** Test hooks: run between the phases, to show what concurrent writers may do there. */
+/** Test hooks: run between the phases, where concurrent writers may act. */
 export interface PruneHooks {
   /** Inside the mark's read transaction, after the roots are marked, before blob files are listed. */
   duringMark?: () => void;
@@ -76,12 +78,12 @@ export interface PruneHooks {
  *    Blobs, snapshots and variant rows created since the mark are kept (a new snapshot
  *    keeps its parents), so nothing can become referenced between "it is garbage" and
  *    "it is gone".
- * 3. Files are removed after the rows, in a second short write transaction that re-checks
+ * 3. Files are removed after the rows, in further short write transactions that re-check
  *    each one is still unrecorded (a writer may legitimately re-create the same digest in
  *    between); a crash between the two leaves only files without rows, which the next
  *    prune or `fsck --repair` removes.
  */
-export function prune(store: Store, opts: PruneOptions & { hooks?: PruneHooks } = {}): PruneResult {
+export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
   const dryRun = !!opts.dryRun;
   const all = !!opts.all;
   const snaps = snapshotFiles(store);
@@ -254,7 +256,10 @@ function decide(store: Store, m: Marker, sv: Survey, all: boolean): Plan {
     return row !== undefined && row.diff_id === sv.variantRows.get(d) && !m.blobs.has(d) && !keptDiffIds.has(row.diff_id);
   });
 
-  return { blobs, snapshots, variants, leases: sv.deadLeases, strayDirs: sv.strayDirs };
+  // Directories listed as row-less whose snapshot was committed since are not strays.
+  const hasSnap = db.prepare('SELECT 1 FROM snapshots WHERE chain_id = ?');
+  const strayDirs = sv.strayDirs.filter((d) => !d.chainId || !hasSnap.get(d.chainId));
+  return { blobs, snapshots, variants, leases: sv.deadLeases, strayDirs };
 }
 
 function sweepRows(store: Store, p: Plan): void {

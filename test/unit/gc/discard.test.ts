@@ -2,7 +2,8 @@ import { Store } from '../../../src/store';
 import { rawTar } from '../../../src/builder/raw';
 import { unpackImage, discardLayers } from '../../../src/snapshots/ops';
 import { acquireProcessLease } from '../../../src/leases';
-import { prune } from '../../../src/gc';
+import { prune, markOthers } from '../../../src/gc';
+import { MediaType } from '../../../src/images/mediatypes';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { putImage } from '../snapshots/helpers';
 
@@ -52,6 +53,29 @@ describe('discardLayers and the reference graph', () => {
     }
     expect(store.content.has(a.digests[0])).toBe(false);
     expect(store.content.has(a.digests[1])).toBe(true);
+  });
+
+  it('the answer is brought up to date under the write lock: a name made after the mark counts', async () => {
+    const a = await putImage(store, 'example.com/a:1', [base, shared]);
+    const others = markOthers(store, a.manifest);
+    expect(others.retainer(a.digests[1])).toBeUndefined();
+    // Another process names an image whose manifest uses the same blob, after the mark.
+    const second = Store.open(root);
+    try {
+      const man = await second.content.ingestBuffer(Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST,
+        config: { mediaType: MediaType.OCI_CONFIG, digest: a.manifest, size: 1 },
+        layers: [{ mediaType: MediaType.OCI_LAYER_GZIP, digest: a.digests[1], size: 1 }],
+      })));
+      second.images.put('example.com/late:1', { mediaType: MediaType.OCI_MANIFEST, digest: man.digest, size: man.size });
+    } finally {
+      second.close();
+    }
+    store.meta.write(() => {
+      others.update();
+      expect(others.retainer(a.digests[1])).toBe('image example.com/late:1');
+      expect(others.retainer(a.digests[0])).toBeUndefined();
+    });
   });
 
   it('another image with another blob of the same diffID: A\'s blob is discarded, B\'s stays; prune keeps both images whole', async () => {
