@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Store } from '../store';
+import type { Store } from '../store';
+import type { ResourceHolder } from '../content';
 import { Marker } from './mark';
-import { LeaseInfo, parseTempOwner } from '../leases';
+import { LeaseInfo, parseTempOwner, Lease, MultiHolder } from '../leases';
 import { snapshotFiles, SnapshotFiles } from './snapshot-files';
 
 export interface PruneOptions {
@@ -10,6 +11,8 @@ export interface PruneOptions {
   all?: boolean;
   /** Compute and list, change nothing. */
   dryRun?: boolean;
+  /** For tests: code to run between the phases, where another process could act. */
+  hooks?: PruneHooks;
 }
 
 export interface PruneResult {
@@ -27,32 +30,73 @@ export interface PruneResult {
   bytesFreed: number;
 }
 
+/** What the mark saw, from its read snapshot: only these may be swept (anything newer is kept). */
+interface Survey {
+  now: number;
+  /** Leases not live at `now` (cleared by the sweep). */
+  deadLeases: string[];
+  /** Blob rows, snapshot rows and variant rows that existed at the mark. */
+  blobRows: Map<string, number>;
+  snapshotRows: Set<string>;
+  variantRows: Map<string, string>;
+  /** Blob files without a row, with their sizes. */
+  strayFiles: Map<string, number>;
+  /** Snapshot directories without a row (a crash between rename and commit). */
+  strayDirs: Array<{ chainId: string | undefined; path: string; size: number }>;
+}
+
 interface Plan {
   blobs: Array<{ digest: string; size: number; hasRow: boolean }>;
   snapshots: Array<{ chainId: string; size: number }>;
-  /** Snapshot directories without a row (a crash between rename and commit). */
-  strayDirs: Array<{ chainId: string | undefined; path: string; size: number }>;
+  strayDirs: Survey['strayDirs'];
   variants: string[];
   leases: string[];
 }
 
+/** Blob files unlinked per write transaction in phase 3. */
+const UNLINK_BATCH = 500;
+
+/** Test hooks: run between the phases, where concurrent writers may act. */
+export interface PruneHooks {
+  /** Inside the mark's read transaction, after the roots are marked, before blob files are listed. */
+  duringMark?: () => void;
+  /** After the mark's read transaction, before the sweep's write transaction. */
+  beforeSweep?: () => void;
+}
+
 /**
- * Mark and sweep. The mark and the database part of the sweep run inside ONE
- * `BEGIN IMMEDIATE` transaction — the lock every blob commit takes, and in which a
- * writer that finds a blob present attaches it to its lease — so nothing can become
- * referenced between "it is garbage" and "it is gone". Files are removed after the rows,
- * in a second short write transaction that re-checks each one is still unreferenced
- * (a writer may legitimately re-create the same digest in between); a crash between the
- * two leaves only files without rows, which the next prune or `fsck --repair` removes.
+ * Mark and sweep, in the manner of containerd's GC, without holding the write lock for the
+ * slow part:
+ *
+ * 1. Mark from a consistent read snapshot (a deferred transaction: a WAL snapshot, which
+ *    blocks no writer and no reader): every root, every document read and verified, the
+ *    blob files and snapshot directories listed.
+ * 2. In one short `BEGIN IMMEDIATE` — the lock every blob commit, name and lease attach
+ *    takes — re-validate and sweep the rows: the marker is brought up to date (roots
+ *    named, moved or attached since, and documents that were absent, are marked; see
+ *    `Marker`), and only what existed at the mark and is still unreferenced is swept.
+ *    Blobs, snapshots and variant rows created since the mark are kept (a new snapshot
+ *    keeps its parents), so nothing can become referenced between "it is garbage" and
+ *    "it is gone".
+ * 3. Files are removed after the rows, in further short write transactions that re-check
+ *    each one is still unrecorded (a writer may legitimately re-create the same digest in
+ *    between); a crash between the two leaves only files without rows, which the next
+ *    prune or `fsck --repair` removes.
  */
 export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
   const dryRun = !!opts.dryRun;
+  const all = !!opts.all;
   const snaps = snapshotFiles(store);
-  const plan = dryRun ? store.meta.read(() => mark(store, snaps, !!opts.all)) : store.meta.write(() => {
-    const p = mark(store, snaps, !!opts.all);
-    sweepRows(store, p);
-    return p;
-  });
+  const m = new Marker(store.meta.db, store.content);
+  const survey = store.meta.read(() => surveyStore(store, m, snaps, opts.hooks));
+  opts.hooks?.beforeSweep?.();
+  const plan = dryRun
+    ? store.meta.read(() => decide(store, m, survey, all))
+    : store.meta.write(() => {
+        const p = decide(store, m, survey, all);
+        sweepRows(store, p);
+        return p;
+      });
 
   const result: PruneResult = {
     dryRun,
@@ -65,12 +109,19 @@ export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
   };
 
   if (!dryRun) {
-    // Phase 2: files of what phase 1 removed, unless re-created meanwhile.
+    // Phase 3: files of what phase 2 removed, unless re-created meanwhile. The check and
+    // the unlink need the lock (a writer renames and records under it), taken in short
+    // batches so that other writers interleave.
+    const hasRow = store.meta.db.prepare('SELECT 1 FROM blobs WHERE digest = ?');
+    for (let i = 0; i < plan.blobs.length; i += UNLINK_BATCH) {
+      store.meta.write(() => {
+        for (const b of plan.blobs.slice(i, i + UNLINK_BATCH)) {
+          if (!hasRow.get(b.digest)) unlinkQuiet(store.content.blobPath(b.digest));
+        }
+      });
+    }
     const trash: string[] = [];
     store.meta.write(() => {
-      for (const b of plan.blobs) {
-        if (!store.content.has(b.digest)) unlinkQuiet(store.content.blobPath(b.digest));
-      }
       const still = store.meta.db.prepare('SELECT 1 FROM snapshots WHERE chain_id = ?');
       for (const s of plan.snapshots) {
         if (still.get(s.chainId)) continue;
@@ -95,84 +146,120 @@ export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
   return result;
 }
 
-function mark(store: Store, snaps: SnapshotFiles, all: boolean): Plan {
-  const db = store.meta.db;
-  const m = new Marker(db, store.content);
-  const now = Date.now();
-
-  // Leases: live ones are roots; dead process leases and expired user leases are cleared.
+/** Live leases are roots; dead process leases and expired user leases are cleared. */
+export function leaseLiveness(store: Store, now: number): { live: LeaseInfo[]; dead: string[] } {
   const leases = store.leases.list().map((l) => ({ l, live: store.leases.isLive(l, now) }));
-  const liveLeases: LeaseInfo[] = leases.filter((x) => x.live).map((x) => x.l);
+  const live: LeaseInfo[] = leases.filter((x) => x.live).map((x) => x.l);
   const dead = leases.filter((x) => !x.live).map((x) => x.l.id);
+  return { live, dead };
+}
 
-  // Roots 1: image names.
-  for (const img of store.images.list()) m.markImage(img.name, img.target, false);
+/** What retains blobs besides one manifest and one operation's own leases (see `markOthers`). */
+export interface OtherReferences {
+  /** Bring the mark up to date; call inside the write transaction that acts on `retainer`. */
+  update(): void;
+  /** Who else retains `digest` (e.g. "image x:1", "lease L"), or undefined when nothing does. */
+  retainer(digest: string): string | undefined;
+}
 
-  // Roots 2: what live leases hold.
-  for (const l of liveLeases) {
-    for (const r of store.leases.resources(l.id)) {
-      if (r.kind === 'content') m.markLeasedContent(r.ref, l.id);
-      else if (r.kind === 'snapshot') m.markLeasedSnapshot(r.ref);
-      else if (r.kind === 'image') {
-        const img = store.images.get(r.ref);
-        if (img) m.markImage(img.name, img.target, true);
-      }
-    }
-  }
+/**
+ * "Who else references blob D", answered by the same marker as prune: every root (image
+ * names, live leases) except the leases behind `holder` (the asking operation's own: its
+ * process lease and `--lease`), where manifest `manifest`'s own layer references do not
+ * count. The slow mark runs now, from a read snapshot; `update()` under the write lock
+ * re-marks only what changed since, so the decision is taken under the lock.
+ */
+export function markOthers(store: Store, manifest: string, holder?: ResourceHolder): OtherReferences {
+  const own = new Set<string>();
+  const collect = (h: ResourceHolder | undefined): void => {
+    if (h instanceof MultiHolder) h.holders.forEach(collect);
+    else if (h instanceof Lease) own.add(h.id);
+  };
+  collect(holder);
+  const m = new Marker(store.meta.db, store.content, { exceptLeases: own, exceptLayersOf: manifest });
+  const now = Date.now();
+  store.meta.read(() => m.markRoots(store, leaseLiveness(store, now).live, false));
+  return {
+    update: () => m.markRoots(store, leaseLiveness(store, now).live, true),
+    retainer: (d) => (m.blobs.has(d) ? m.retainedBy.get(d) ?? 'another reference' : undefined),
+  };
+}
 
-  // Snapshots kept: lease-held always; image-held unless --all, where only those that
-  // are the only remaining source of a retained layer (its blob, and every other
-  // surviving blob of the same diffID, absent) are kept, with their parents.
-  const keepSnaps = new Set<string>(m.leaseSnapshots);
-  if (!all) for (const c of m.imageSnapshots) keepSnaps.add(c);
-  else {
-    const present = (d: string) => m.blobs.has(d) && store.content.has(d);
-    const variantsOf = db.prepare('SELECT digest FROM variants WHERE diff_id = ?');
-    for (const layer of m.layers) {
-      if (!layer.chainId || !layer.diffId || !m.imageSnapshots.has(layer.chainId)) continue;
-      if (present(layer.digest) || present(layer.diffId)) continue;
-      const other = (variantsOf.all(layer.diffId) as Array<{ digest: string }>).some((v) => present(v.digest));
-      if (other) continue;
-      m.markChain(layer.chainId, keepSnaps, false);
-    }
-  }
+/**
+ * Phase 1, in a read transaction: mark every root and list what exists. Slow on a large
+ * store (every document read, a readdir of every blob, tree sizes) but blocks nobody.
+ */
+function surveyStore(store: Store, m: Marker, snaps: SnapshotFiles, hooks?: PruneHooks): Survey {
+  const db = store.meta.db;
+  const now = Date.now();
+  const { live, dead } = leaseLiveness(store, now);
+  m.markRoots(store, live, false);
+  hooks?.duringMark?.();
 
-  const snapRows = db.prepare('SELECT chain_id, diff_id, size FROM snapshots ORDER BY chain_id').all() as Array<{ chain_id: string; diff_id: string; size: number }>;
-  const snapshots = snapRows.filter((s) => !keepSnaps.has(s.chain_id)).map((s) => ({ chainId: s.chain_id, size: s.size }));
-  const keptDiffIds = new Set(snapRows.filter((s) => keepSnaps.has(s.chain_id)).map((s) => s.diff_id));
+  const blobRows = new Map((db.prepare('SELECT digest, size FROM blobs').all() as Array<{ digest: string; size: number }>).map((b) => [b.digest, b.size]));
+  const snapshotRows = new Set((db.prepare('SELECT chain_id FROM snapshots').all() as Array<{ chain_id: string }>).map((r) => r.chain_id));
+  const variantRows = new Map((db.prepare('SELECT digest, diff_id FROM variants').all() as Array<{ digest: string; diff_id: string }>).map((v) => [v.digest, v.diff_id]));
 
-  // Blobs: rows not marked, and files without rows not marked.
-  const blobRows = db.prepare('SELECT digest, size FROM blobs ORDER BY digest').all() as Array<{ digest: string; size: number }>;
-  const rowSet = new Set(blobRows.map((b) => b.digest));
-  const blobs: Plan['blobs'] = blobRows.filter((b) => !m.blobs.has(b.digest)).map((b) => ({ ...b, hasRow: true }));
+  // Files listed after the snapshot was taken: a file whose row is newer than the
+  // snapshot looks row-less here and is re-checked under the lock.
+  const strayFiles = new Map<string, number>();
   for (const f of store.content.walkFiles()) {
-    if (rowSet.has(f.digest) || m.blobs.has(f.digest)) continue;
-    let size = 0;
+    if (blobRows.has(f.digest) || m.blobs.has(f.digest)) continue;
     try {
-      size = fs.statSync(f.path).size;
+      strayFiles.set(f.digest, fs.statSync(f.path).size);
     } catch {
       continue;
     }
-    blobs.push({ digest: f.digest, size, hasRow: false });
   }
-
-  // Variant rows: keep while the blob survives, a retained manifest references it, or a
-  // retained snapshot of its diffID can rebuild it.
-  const variantRows = db.prepare('SELECT digest, diff_id FROM variants ORDER BY digest').all() as Array<{ digest: string; diff_id: string }>;
-  const variants = variantRows
-    .filter((v) => !m.blobs.has(v.digest) && !keptDiffIds.has(v.diff_id))
-    .map((v) => v.digest);
-
-  // Snapshot directories without rows: a commit renames and inserts in one transaction,
-  // so under this lock none is in flight.
-  const snapSet = new Set(snapRows.map((r) => r.chain_id));
-  const strayDirs: Plan['strayDirs'] = [];
+  const strayDirs: Survey['strayDirs'] = [];
   for (const d of snaps.walkDirs()) {
-    if (d.chainId && snapSet.has(d.chainId)) continue;
+    if (d.chainId && snapshotRows.has(d.chainId)) continue;
     strayDirs.push({ ...d, size: treeSize(d.path) });
   }
+  return { now, deadLeases: dead, blobRows, snapshotRows, variantRows, strayFiles, strayDirs };
+}
 
-  return { blobs, snapshots, variants, leases: dead, strayDirs };
+/**
+ * Phase 2, under the write lock (or the read transaction of a dry run): bring the mark up
+ * to date and decide what goes, among what the survey saw. SQL and the few documents that
+ * are new since the survey only.
+ */
+function decide(store: Store, m: Marker, sv: Survey, all: boolean): Plan {
+  const db = store.meta.db;
+  m.markRoots(store, leaseLiveness(store, sv.now).live, true);
+
+  // Snapshots kept: lease-held always; image-held unless --all; any created since the
+  // mark, with its parents; and for every retained layer that no present blob can
+  // produce, one snapshot that can rebuild it (with its parents), whatever chain it is in.
+  const keepSnaps = new Set<string>(m.leaseSnapshots);
+  if (!all) for (const c of m.imageSnapshots) keepSnaps.add(c);
+  const snapRows = db.prepare('SELECT chain_id, diff_id, size FROM snapshots ORDER BY chain_id').all() as Array<{ chain_id: string; diff_id: string; size: number }>;
+  for (const s of snapRows) if (!sv.snapshotRows.has(s.chain_id)) m.markChain(s.chain_id, keepSnaps, false);
+  m.keepRebuildSources(keepSnaps);
+  const snapshots = snapRows.filter((s) => sv.snapshotRows.has(s.chain_id) && !keepSnaps.has(s.chain_id)).map((s) => ({ chainId: s.chain_id, size: s.size }));
+  const keptDiffIds = new Set(snapRows.filter((s) => keepSnaps.has(s.chain_id)).map((s) => s.diff_id));
+
+  // Blobs: rows the survey saw that nothing marks now; files that still have no row.
+  const blobs: Plan['blobs'] = [];
+  for (const [digest, size] of [...sv.blobRows].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!m.blobs.has(digest) && m.size(digest) !== undefined) blobs.push({ digest, size, hasRow: true });
+  }
+  for (const [digest, size] of sv.strayFiles) {
+    if (!m.blobs.has(digest) && m.size(digest) === undefined) blobs.push({ digest, size, hasRow: false });
+  }
+
+  // Variant rows: keep while the blob is retained, or a kept snapshot of its diffID can
+  // rebuild it; rows recorded since the mark are kept.
+  const current = db.prepare('SELECT diff_id FROM variants WHERE digest = ?');
+  const variants = [...sv.variantRows.keys()].sort().filter((d) => {
+    const row = current.get(d) as { diff_id: string } | undefined;
+    return row !== undefined && row.diff_id === sv.variantRows.get(d) && !m.blobs.has(d) && !keptDiffIds.has(row.diff_id);
+  });
+
+  // Directories listed as row-less whose snapshot was committed since are not strays.
+  const hasSnap = db.prepare('SELECT 1 FROM snapshots WHERE chain_id = ?');
+  const strayDirs = sv.strayDirs.filter((d) => !d.chainId || !hasSnap.get(d.chainId));
+  return { blobs, snapshots, variants, leases: sv.deadLeases, strayDirs };
 }
 
 function sweepRows(store: Store, p: Plan): void {

@@ -51,15 +51,34 @@ export class Metadata {
     return row?.version ?? 0;
   }
 
+  /** The stored schema version by a plain read (no lock); undefined when the database has no schema yet. */
+  private storedVersion(): number | undefined {
+    const table = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").get();
+    if (!table) return undefined;
+    const row = this.db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+    return row?.version;
+  }
+
+  private static tooNew(v: number): ImgtoolError {
+    return new ImgtoolError('PRECONDITION', `store schema version ${v} is newer than this imgtool supports (${MIGRATIONS.length}); upgrade imgtool`);
+  }
+
+  /**
+   * Bring the schema up to date. An up-to-date store (every open but the first after an
+   * upgrade) is only read: read-only commands never wait for the write lock. Only when a
+   * migration is due is `BEGIN IMMEDIATE` taken, and the version re-read under it (another
+   * process may have migrated meanwhile).
+   */
   private migrate(): void {
+    const seen = this.storedVersion();
+    if (seen !== undefined && seen > MIGRATIONS.length) throw Metadata.tooNew(seen);
+    if (seen === MIGRATIONS.length) return;
     this.write(() => {
       this.db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
       const row = this.db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
       let v = row?.version ?? 0;
       if (!row) this.db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
-      if (v > MIGRATIONS.length) {
-        throw new ImgtoolError('PRECONDITION', `store schema version ${v} is newer than this imgtool supports (${MIGRATIONS.length}); upgrade imgtool`);
-      }
+      if (v > MIGRATIONS.length) throw Metadata.tooNew(v);
       for (; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]);
       this.db.prepare('UPDATE schema_version SET version = ?').run(v);
     });

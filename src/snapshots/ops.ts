@@ -24,6 +24,7 @@ import { LayerApplier } from './apply';
 import { Node, newRoot, mergeSnapshot, writeIndex } from './tree';
 import { finalizeRecord, readRecord } from './tarsplit';
 import { SnapshotStore, chainIds } from './store';
+import { markOthers } from '../gc/prune';
 
 // ---------------------------------------------------------------------------
 // Resolving an image to its layers
@@ -380,20 +381,22 @@ export interface DiscardedLayer {
   digest: string;
   diffId: string;
   chainId: string;
-  /** Bytes freed (0 when the blob was already absent). */
+  /** Bytes freed (0 when the blob was already absent, or kept). */
   freed: number;
+  /** Why the blob was kept: what else references it (another image, a lease). */
+  kept?: string;
 }
 
 /**
  * For `load --discard-layers`: for each layer of the unpacked image, rebuild it from
- * its committed snapshot, verify sha256 == diffID, and only then delete the compressed
- * blob (file + row, under the write lock, after re-checking the snapshot still
- * exists). The variant row stays: the blob is known, not present. Nothing is deleted
- * for a layer whose rebuild does not verify (that is an error).
+ * its committed snapshot and verify sha256 == diffID; nothing is deleted unless every
+ * layer verifies. Then, in one write transaction (after re-checking each snapshot still
+ * exists), delete each compressed blob that nothing else references: no other manifest
+ * and no lease other than this operation's own (`opts.lease`), as the GC marker answers
+ * it (`markOthers`). The variant row stays: the blob is known, not present.
  */
 export async function discardLayers(store: Store, ref: string, opts: DiscardOptions = {}): Promise<DiscardedLayer[]> {
   const img = await resolveImageLayers(store, ref, opts.platform);
-  const out: DiscardedLayer[] = [];
   for (const l of img.layers) {
     const what = `image ${img.name} layer ${l.desc.digest}`;
     const s = store.snapshots.get(l.chainId);
@@ -408,17 +411,24 @@ export async function discardLayers(store: Store, ref: string, opts: DiscardOpti
     if (actual !== l.diffId) throw new DigestMismatchError(l.diffId, actual, `${what}: rebuild from snapshot ${l.chainId} (blob kept)`);
     // The row kept after the blob goes must be a proof, not the config's claim.
     if (store.content.has(l.desc.digest)) await proveVariant(store, l.desc.digest, l.diffId, { mediaType: l.desc.mediaType, what });
-    const freed = store.meta.write(() => {
-      const snap = store.snapshots.get(l.chainId);
-      if (!snap || !snap.reproducible) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} removed meanwhile; blob kept`);
-      const info = store.content.info(l.desc.digest);
-      if (!info) return 0;
-      store.content.forgetLocked(l.desc.digest);
-      return info.size;
-    });
-    if (freed) store.content.removeFileIfUnrecorded(l.desc.digest);
-    out.push({ digest: l.desc.digest, diffId: l.diffId, chainId: l.chainId, freed });
   }
+  const others = markOthers(store, img.manifestDesc.digest, opts.lease);
+  const out = store.meta.write(() => {
+    others.update();
+    return img.layers.map((l): DiscardedLayer => {
+      const what = `image ${img.name} layer ${l.desc.digest}`;
+      const snap = store.snapshots.get(l.chainId);
+      if (!snap || !snap.reproducible) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} removed meanwhile; nothing discarded`);
+      const base = { digest: l.desc.digest, diffId: l.diffId, chainId: l.chainId };
+      const by = others.retainer(l.desc.digest);
+      if (by) return { ...base, freed: 0, kept: `still referenced by ${by}` };
+      const info = store.content.info(l.desc.digest);
+      if (!info) return { ...base, freed: 0 };
+      store.content.forgetLocked(l.desc.digest);
+      return { ...base, freed: info.size };
+    });
+  });
+  for (const o of out) if (o.freed) store.content.removeFileIfUnrecorded(o.digest);
   return out;
 }
 

@@ -36,6 +36,11 @@ export class Store {
     this.snapshots = new SnapshotStore(root, meta);
   }
 
+  /**
+   * Open (creating if needed) the store at `root`. Opening an up-to-date store only reads
+   * (`schema_version` by a plain read): it never waits for the write lock, so read-only
+   * commands answer while a prune or load holds it. A migration, when due, takes the lock.
+   */
   static open(root: string = defaultRoot()): Store {
     const abs = path.resolve(root);
     fs.mkdirSync(abs, { recursive: true });

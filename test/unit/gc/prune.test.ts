@@ -186,6 +186,46 @@ describe('prune', () => {
     expect(snapshotIds(store)).toEqual(keepChains);
   });
 
+  it('keeps one rebuildable snapshot (and its parents) for a retained layer whose blobs are all absent, even in another image\'s chain', async () => {
+    const p = layer('rb-p');
+    const s = layer('rb-s');
+    // X = [P, S] was unpacked; its name is gone. Y = [S] keeps only a content-only
+    // reference to S, whose blob (and every variant) is absent.
+    await makeImage(store, 'x/x:1', [p, s]);
+    const xChains = addSnapshots(store, [p, s]);
+    const y = await makeImage(store, 'x/y:1', [s]);
+    store.images.delete('x/x:1');
+    store.meta.write(() => store.content.deleteLocked(s.digest));
+    const z = await addVariant(store, s, 'zstd'); // a cache variant nothing retains: it goes
+    expect(y.chains[0]).not.toBe(xChains[1]);
+
+    for (const all of [false, true]) {
+      const res = prune(store, { all });
+      expect(res.snapshots).toEqual([]);
+      expect(snapshotIds(store).sort()).toEqual([...xChains].sort());
+      expect(store.content.has(z)).toBe(false);
+      expect(store.variants.get(s.digest)).toBeDefined();
+    }
+    // A non-reproducible snapshot cannot rebuild: it does not count.
+    store.meta.db.prepare('UPDATE snapshots SET reproducible = 0 WHERE chain_id = ?').run(xChains[1]);
+    expect(prune(store).snapshots.map((x) => x.chainId).sort()).toEqual([...xChains].sort());
+  });
+
+  it('--all keeps the image\'s own chain when it is a rebuildable source, and no second copy from another chain', async () => {
+    const p = layer('own-p');
+    const q = layer('own-q');
+    const s = layer('own-s');
+    await makeImage(store, 'x/one:1', [p, s]);
+    const oneChains = addSnapshots(store, [p, s]);
+    await makeImage(store, 'x/two:1', [q, s]);
+    const twoChains = addSnapshots(store, [q, s]);
+    store.meta.write(() => store.content.deleteLocked(s.digest));
+    store.images.delete('x/one:1');
+    const res = prune(store, { all: true });
+    expect(res.snapshots.map((x) => x.chainId).sort()).toEqual([...oneChains].sort());
+    expect(snapshotIds(store).sort()).toEqual([...twoChains].sort());
+  });
+
   it('a lease on an image name retains its closure; a leased manifest retains its children', async () => {
     const img = await makeImage(store, 'x/named:1', [layer('n1')]);
     const img2 = await makeImage(store, 'x/man:1', [layer('m1')]);
