@@ -18,7 +18,7 @@ import {
   DigestMismatchError, ImgtoolError, InvalidArchiveError, SizeMismatchError, UnsafePathError,
 } from '../errors';
 import { Progress } from '../progress';
-import { PayloadSink, TarHeader, TarParser, roundUp } from '../snapshots/tar';
+import { PayloadSink, TarHeader, TarParser, roundUp } from '../tar';
 import { ArchiveInput, ArchiveInputSource, describeInputError, openArchiveInput } from './input';
 
 /** A regular file of the archive, identified by its content. */

@@ -25,9 +25,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArchiveError, UnsafePathError, ImgtoolError } from '../errors';
-import { PayloadSink, TarHandler, TarHeader } from './tar';
+import { PayloadSink, TarHandler, TarHeader } from '../tar';
 import { Meta, MtimeClamp, Node, NodeType, cleanComponents, implicitDirMeta, lookup, walk } from './tree';
-import { PayloadLocation, SplitRecorder, fsPath } from './tarsplit';
+import { PayloadLocation, SplitRecorder, fsPath } from '../tar';
 
 export interface ApplierOptions {
   /** Live merged tree of the lower chain; mutated into the merged view including this layer. */

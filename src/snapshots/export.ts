@@ -13,9 +13,9 @@ import { ResourceHolder } from '../content';
 import { Progress, silentProgress } from '../progress';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
 import { shortDigest } from '../digest';
-import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from './tar';
+import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from '../tar';
 import { walk, newRoot, Meta, MtimeClamp } from './tree';
-import { fsPath } from './tarsplit';
+import { fsPath } from '../tar';
 import { archiveOutput } from '../archive/output';
 import { MergedView, applyLayerStream, loadMergedView, resolveImageLayers, openLayerSource } from './ops';
 

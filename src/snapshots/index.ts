@@ -15,5 +15,3 @@ export type {
 export { exportRootfs, rootfsTar } from './export';
 export { snapshotLayerResolver } from './resolver';
 export type { ExportTarget, ExportRootfsOptions, ExportRootfsResult } from './export';
-export { TarParser, encodeHeader, parseNumeric, parsePax, padding, END_OF_ARCHIVE } from './tar';
-export type { TarHeader, TarHandler, PayloadSink, EncodeHeader, TarType } from './tar';

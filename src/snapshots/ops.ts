@@ -19,10 +19,10 @@ import { AutoDecompressStream, codecVersion, compressStream, DEFAULT_LEVEL } fro
 import { hashDecompressed, proveVariant } from '../compression/prove';
 import { DigestStream, Digester, shortDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, InvalidArchiveError, MissingContentError, NotFoundError } from '../errors';
-import { TarParser } from './tar';
+import { TarParser } from '../tar';
 import { LayerApplier } from './apply';
 import { Node, newRoot, mergeSnapshot, writeIndex } from './tree';
-import { finalizeRecord, readRecord } from './tarsplit';
+import { finalizeRecord, readRecord } from '../tar';
 import { SnapshotStore, chainIds } from './store';
 import { markOthers } from '../gc/prune';
 

@@ -13,7 +13,7 @@ import { Store } from '../../../src/store';
 import { rawTar, RawEntry } from '../../../src/builder/raw';
 import { unpackImage, rebuildLayer, verifyRebuild } from '../../../src/snapshots/ops';
 import { exportRootfs } from '../../../src/snapshots/export';
-import { TarParser } from '../../../src/snapshots/tar';
+import { TarParser } from '../../../src/tar';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { putImage, viewOf, listAll } from './helpers';
 

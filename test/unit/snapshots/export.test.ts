@@ -6,7 +6,7 @@ import { Store } from '../../../src/store';
 import { rawTar } from '../../../src/builder/raw';
 import { unpackImage } from '../../../src/snapshots/ops';
 import { exportRootfs } from '../../../src/snapshots/export';
-import { TarParser, TarHeader } from '../../../src/snapshots/tar';
+import { TarParser, TarHeader } from '../../../src/tar';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { putImage } from './helpers';
 

@@ -8,7 +8,7 @@ import { hostPlatform } from '../../../src/platform';
 import { MediaType, layerMediaType } from '../../../src/images/mediatypes';
 import { loadMergedView, MergedView } from '../../../src/snapshots/ops';
 import { walk, Meta } from '../../../src/snapshots/tree';
-import { fsPath } from '../../../src/snapshots/tarsplit';
+import { fsPath } from '../../../src/tar';
 
 export const sha = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 

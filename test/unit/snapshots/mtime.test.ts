@@ -13,7 +13,7 @@ import { Store } from '../../../src/store';
 import { rawTar } from '../../../src/builder/raw';
 import { unpackImage, rebuildLayer } from '../../../src/snapshots/ops';
 import { exportRootfs } from '../../../src/snapshots/export';
-import { TarParser, TarHeader } from '../../../src/snapshots/tar';
+import { TarParser, TarHeader } from '../../../src/tar';
 import { MAX_MTIME, clampMtime } from '../../../src/snapshots/tree';
 import { warningsOnly } from '../../../src/progress';
 import { tmpDir, rmrf } from '../../helpers/cli';

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { rawTar, RawEntry } from '../../../src/builder/raw';
-import { TarParser, TarHeader, encodeHeader, END_OF_ARCHIVE } from '../../../src/snapshots/tar';
+import { TarParser, TarHeader, encodeHeader, END_OF_ARCHIVE } from '../../../src/tar';
 import { ImgtoolError } from '../../../src/errors';
 import { patchHeader as patch, base256 as b256 } from './helpers';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { rawTar } from '../../../src/builder/raw';
-import { TarParser, TarHeader, parseNumeric, encodeHeader, padding, END_OF_ARCHIVE } from '../../../src/snapshots/tar';
+import { TarParser, TarHeader, parseNumeric, encodeHeader, padding, END_OF_ARCHIVE } from '../../../src/tar';
 import { chainId, chainIds } from '../../../src/snapshots/store';
 
 async function parse(buf: Buffer, chunk = 7): Promise<{ headers: TarHeader[]; raw: Buffer; payloads: Buffer[] }> {

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { Store } from '../../../src/store';
 import { rawTar, RawEntry } from '../../../src/builder/raw';
 import { unpackImage, rebuildLayer, discardLayers, verifyRebuild, rebuildLayerBlob } from '../../../src/snapshots/ops';
-import { readRecord } from '../../../src/snapshots/tarsplit';
+import { readRecord } from '../../../src/tar';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { putImage, sha, viewOf } from './helpers';
 
