@@ -17,12 +17,11 @@ import { ImgtoolError, InvalidArgumentError, MissingContentError, NotFoundError 
 import { ResourceHolder } from '../content';
 import { Progress, silentProgress } from '../progress';
 import { ImageRecord } from '../images/store';
-import { LayerResolver, SaveCompression, replacementMediaType } from './export-resolver';
-import { variantResolver } from '../compression/resolver';
+import { LayerResolver, SaveCompression, replacementMediaType, layerResolver } from '../layers';
 import { ArchiveOutput, archiveOutput, FileOutput } from './output';
 import { TarWriter, BLOB_MODE, FILE_MODE } from './writer';
 
-export type { LayerResolver, LayerRequest, SaveCompression } from './export-resolver';
+export type { LayerResolver, LayerRequest, SaveCompression } from '../layers';
 
 /** Archive layout: OCI layout + Docker manifest.json (default), OCI only, or Docker only. */
 export type SaveFormat = 'oci+docker' | 'oci' | 'docker';
@@ -48,7 +47,7 @@ export interface SaveOptions {
   /** Digests to leave out of the tar (delta loads). The archive is partial by design. */
   omitBlobs?: Set<string>;
   /**
-   * Produces absent or re-compressed layers. Default: `variantResolver` — a proven variant,
+   * Produces absent or re-compressed layers. Default: `layerResolver` (src/layers) — a proven variant,
    * a conversion, or a rebuild from a snapshot (every exporter gets the same strength).
    */
   layerResolver?: LayerResolver;
@@ -245,7 +244,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   const withDocker = format !== 'oci';
   const host = normalizePlatform(opts.host ?? hostPlatform());
   const progress = opts.progress ?? silentProgress;
-  const resolver = opts.layerResolver ?? variantResolver(store);
+  const resolver = opts.layerResolver ?? layerResolver(store);
   const omit = new Set<string>(opts.omitBlobs ?? []);
   const src = contentSource(store.content);
   const wanted = opts.platforms?.map(normalizePlatform);

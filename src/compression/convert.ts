@@ -12,7 +12,7 @@ import { isAttestation } from '../images/walk';
 import { Platform, PlatformMatcher, exactMatcher, formatPlatform, isUnknownPlatform, normalizePlatform, parsePlatform } from '../platform';
 import { normalizeReference, parseReference } from '../reference';
 import { effectiveLevel } from './codecs';
-import { EnsureSource, LayerRebuilder, ensureLayer } from './ensure';
+import { EnsureSource, LayerRebuilder, ensureLayer } from '../layers';
 
 export interface ConvertOptions {
   compression: Compression;

@@ -5,13 +5,12 @@
 export { SnapshotStore, chainId, chainIds } from './store';
 export type { SnapshotInfo } from './store';
 export {
-  unpackImage, rebuildLayer, rebuildLayerBlob, verifyRebuild, discardLayers, listSnapshots,
+  unpackImage, rebuildLayer, verifyRebuild, discardLayers, listSnapshots,
   resolveImageLayers, loadMergedView, applyLayerStream, openLayerSource,
 } from './ops';
 export type {
   UnpackOptions, UnpackResult, UnpackedLayer, ImageLayers, MergedView, ApplyLayerOptions, AppliedLayer,
-  RebuildBlobOptions, DiscardOptions, DiscardedLayer, SnapshotSummary, LayerSource,
+  DiscardOptions, DiscardedLayer, SnapshotSummary, LayerSource,
 } from './ops';
 export { exportRootfs, rootfsTar } from './export';
-export { snapshotLayerResolver } from './resolver';
 export type { ExportTarget, ExportRootfsOptions, ExportRootfsResult } from './export';

@@ -16,7 +16,7 @@ import { contentSource } from '../images/source';
 import { Compression, isIndexType, layerCompression } from '../images/mediatypes';
 import { Platform, exactMatcher, formatPlatform, hostPlatform, parsePlatform } from '../platform';
 import { AutoDecompressStream, codecVersion, compressStream, DEFAULT_LEVEL } from '../compression/codecs';
-import { hashDecompressed, proveVariant } from '../compression/prove';
+import { hashDecompressed, proveVariant } from '../layers/prove';
 import { DigestStream, Digester, shortDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, InvalidArchiveError, MissingContentError, NotFoundError } from '../errors';
 import { TarParser } from '../tar';
@@ -329,43 +329,6 @@ export async function verifyRebuild(store: Store, diffId: string): Promise<numbe
   const actual = d.digest();
   if (actual !== diffId) throw new DigestMismatchError(diffId, actual, `layer rebuilt from its snapshot`);
   return d.size;
-}
-
-export interface RebuildBlobOptions {
-  compression: Compression;
-  level?: number;
-  mediaType?: string;
-  lease?: ResourceHolder;
-  progress?: Progress;
-}
-
-/**
- * Rebuild layer `diffId` from a snapshot, verify its sha256 while streaming, compress
- * it, store the blob and record it as a variant of the diffID. Returns its descriptor
- * fields. Fails (storing nothing) if the rebuild does not give the diffID.
- */
-export async function rebuildLayerBlob(store: Store, diffId: string, o: RebuildBlobOptions): Promise<{ digest: string; size: number; compression: Compression }> {
-  const r = rebuildLayer(store, diffId);
-  if (!r) throw new MissingContentError(`layer ${diffId}: no reproducible snapshot to rebuild it from`);
-  const level = o.level ?? DEFAULT_LEVEL[o.compression];
-  const task = o.progress?.task(`rebuild ${shortDigest(diffId)}`);
-  const what = `layer ${diffId} rebuilt from its snapshot`;
-  const w = store.content.writer({ lease: o.lease, what });
-  let info;
-  try {
-    await pipeline(r, new VerifyStream(diffId, undefined, what), compressStream(o.compression, level), w);
-    info = await w.commit();
-  } catch (e) {
-    await w.abort();
-    throw e;
-  } finally {
-    task?.finish();
-  }
-  store.variants.recordProof({
-    digest: info.digest, diffId, compression: o.compression, size: info.size, mediaType: o.mediaType,
-    level: o.compression === 'none' ? undefined : level, codecVersion: codecVersion(o.compression),
-  });
-  return { digest: info.digest, size: info.size, compression: o.compression };
 }
 
 // ---------------------------------------------------------------------------

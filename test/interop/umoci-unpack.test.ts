@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { Store } from '../../src/store';
-import { unpackImage, discardLayers, verifyRebuild, rebuildLayerBlob, resolveImageLayers } from '../../src/snapshots/ops';
+import { unpackImage, discardLayers, verifyRebuild, resolveImageLayers } from '../../src/snapshots/ops';
+import { ensureLayer } from '../../src/layers';
 import { exportRootfs } from '../../src/snapshots/export';
 import { MediaType } from '../../src/images/mediatypes';
 import { tmpDir, rmrf } from '../helpers/cli';
@@ -187,7 +188,7 @@ describe('umoci interop', () => {
       try {
         const layers = [];
         for (const l of img.layers) {
-          const b = await rebuildLayerBlob(store, l.diffId, { compression: 'gzip', mediaType: MediaType.OCI_LAYER_GZIP });
+          const b = await ensureLayer(store, l.diffId, { compression: 'gzip', mediaType: MediaType.OCI_LAYER_GZIP });
           await store2.content.ingest(store.content.openRead(b.digest), { digest: b.digest, size: b.size });
           layers.push({ mediaType: MediaType.OCI_LAYER_GZIP, digest: b.digest, size: b.size });
         }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { variantResolver } from '../../../src/compression/resolver';
+import { layerResolver } from '../../../src/layers';
 import { codecVersion } from '../../../src/compression/codecs';
 import { saveImages } from '../../../src/archive/export';
 import { MediaType } from '../../../src/images/mediatypes';
@@ -24,9 +24,9 @@ async function readTar(file: string): Promise<Map<string, Buffer>> {
   await done;
   return files;
 }
-import { Env, env, layers, put } from './fixture';
+import { Env, env, layers, put } from '../compression/fixture';
 
-describe('variantResolver (save)', () => {
+describe('layerResolver (save)', () => {
   let e: Env;
   beforeEach(() => { e = env(); });
   afterEach(() => e.cleanup());
@@ -44,7 +44,7 @@ describe('variantResolver (save)', () => {
 
   it('keep: present layers as they are; an absent one reproduced byte-identical', async () => {
     const { ls, img } = await setup();
-    const r = variantResolver(e.store);
+    const r = layerResolver(e.store);
     const req = (i: number, compression: 'keep' | 'gzip' | 'zstd' | 'none') => ({
       image: 'docker.io/library/app:1', manifest: img.descriptor.digest, index: i, layer: img.manifest.layers[i], diffId: ls[i].diffId, compression,
     });
@@ -66,14 +66,14 @@ describe('variantResolver (save)', () => {
     const ls = await layers(e, [3]);
     const img = e.b.image({ layers: ls });
     await put(e, img, 'gone:1', { skip: new Set([ls[0].digest]) });
-    const r = variantResolver(e.store, { rebuild: null });
+    const r = layerResolver(e.store, { rebuild: null });
     expect(await r.resolveLayer({ image: 'gone', manifest: img.descriptor.digest, index: 0, layer: img.manifest.layers[0], diffId: ls[0].diffId, compression: 'keep' })).toBeUndefined();
   });
 
   it('saveImages --compression zstd with this resolver writes an archive with zstd layers, also for absent blobs', async () => {
     const { ls } = await setup();
     const out = path.join(e.dir, 'out.tar');
-    const res = await saveImages(e.store, ['app:1'], { output: out, compression: 'zstd', format: 'oci', layerResolver: variantResolver(e.store) });
+    const res = await saveImages(e.store, ['app:1'], { output: out, compression: 'zstd', format: 'oci', layerResolver: layerResolver(e.store) });
     expect(fs.statSync(out).size).toBeGreaterThan(0);
     const files = await readTar(out);
     const m = JSON.parse(files.get(`blobs/sha256/${res.images[0].digest.slice(7)}`)!.toString()) as Manifest;

@@ -1,4 +1,3 @@
-import { Store } from '../store';
 import { Descriptor } from '../images/types';
 import { Compression, MediaType, isDockerType, isNonDistributable, layerCompression } from '../images/mediatypes';
 import { Platform } from '../platform';
@@ -64,34 +63,4 @@ export function replacementMediaType(orig: string, c: Compression): string {
   }
   if (nd) return c === 'gzip' ? MediaType.OCI_LAYER_ND_GZIP : MediaType.OCI_LAYER_ND;
   return c === 'gzip' ? MediaType.OCI_LAYER_GZIP : MediaType.OCI_LAYER;
-}
-
-/**
- * The resolver used when none is given: it only finds what is already in the store.
- * - `keep`: the layer's own blob when present, else nothing.
- * - `gzip|zstd|none`: the layer's own blob when it already has that compression and is
- *   present; else a present variant of the same diffID with that compression
- *   (`store.variants.forDiffId`); else nothing. It never converts or rebuilds.
- */
-export function defaultLayerResolver(store: Store): LayerResolver {
-  const present = (d: Descriptor): boolean => store.content.info(d.digest)?.size === d.size;
-  return {
-    async resolveLayer(req: LayerRequest): Promise<Descriptor | undefined> {
-      const own = compressionOf(req.layer);
-      if (req.compression === 'keep' || req.compression === own) {
-        if (present(req.layer)) return req.layer;
-        if (req.compression === 'keep') return undefined;
-      }
-      if (!req.diffId) return undefined;
-      const wanted = req.compression;
-      for (const v of store.variants.forDiffId(req.diffId)) {
-        if (v.compression !== wanted) continue;
-        const info = store.content.info(v.digest);
-        if (!info) continue;
-        // Annotations of the original blob (e.g. a TOC digest) do not describe this one.
-        return { mediaType: replacementMediaType(req.layer.mediaType, wanted), digest: v.digest, size: info.size };
-      }
-      return undefined;
-    },
-  };
 }

@@ -1,12 +1,12 @@
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { ensureLayer } from '../../../src/compression/ensure';
+import { ensureLayer } from '../../../src/layers';
 import { codecVersion, compressBufferSync } from '../../../src/compression/codecs';
 import { MissingContentError } from '../../../src/errors';
 import { WORKER_MIN_BYTES } from '../../../src/compression/transcode';
 import { Label } from '../../../src/images/types';
 import { Progress } from '../../../src/progress';
-import { Env, env, entries } from './fixture';
+import { Env, env, entries } from '../compression/fixture';
 
 interface Rec { warnings: string[]; tasks: string[] }
 function recorder(): Progress & Rec {

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Store } from '../store';
 import { Digest, Digester } from '../digest';
 import { DigestMismatchError } from '../errors';
-import { AutoDecompressStream, Compression } from './codecs';
+import { AutoDecompressStream, Compression } from '../compression/codecs';
 
 export interface DecodedDigest {
   /** sha256 of the decompressed bytes. */

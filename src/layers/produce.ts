@@ -5,10 +5,10 @@ import { Digest, DigestStream, shortDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, MissingContentError } from '../errors';
 import { BlobInfo, ResourceHolder } from '../content';
 import { Progress, ProgressTask } from '../progress';
-import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from './codecs';
-import { Variant } from './variants';
+import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from '../compression/codecs';
+import { Variant } from '../compression/variants';
 import { rebuildLayer } from '../snapshots/ops';
-import { TranscodeError, WORKER_MIN_BYTES, transcodeInWorker } from './transcode';
+import { TranscodeError, WORKER_MIN_BYTES, transcodeInWorker } from '../compression/transcode';
 import { proveVariant } from './prove';
 import * as fs from 'node:fs';
 

@@ -3,11 +3,11 @@ import { Descriptor } from '../images/types';
 import { layerCompression } from '../images/mediatypes';
 import { formatPlatform } from '../platform';
 import { MissingContentError } from '../errors';
-import type { LayerRequest, LayerResolver } from '../archive/export-resolver';
-import { replacementMediaType } from '../archive/export-resolver';
-import { LayerRebuilder, ensureLayer } from './ensure';
+import type { LayerRequest, LayerResolver } from './request';
+import { replacementMediaType } from './request';
+import { LayerRebuilder, ensureLayer } from './produce';
 
-export interface VariantResolverOptions {
+export interface LayerResolverOptions {
   /** Level for layers compressed anew (default: the codec's default). */
   level?: number;
   /** Reuse only variants whose level and codec version match what imgtool makes now. */
@@ -24,7 +24,7 @@ export interface VariantResolverOptions {
  * with the same codec and level). Returns undefined only when the layer cannot be
  * produced at all (save then fails listing every such layer).
  */
-export function variantResolver(store: Store, opts: VariantResolverOptions = {}): LayerResolver {
+export function layerResolver(store: Store, opts: LayerResolverOptions = {}): LayerResolver {
   return {
     async resolveLayer(req: LayerRequest): Promise<Descriptor | undefined> {
       const own = layerCompression(req.layer.mediaType);
