@@ -18,7 +18,7 @@ import { ResourceHolder } from '../content';
 import { Progress, silentProgress } from '../progress';
 import { ImageRecord } from '../images/store';
 import { LayerResolver, SaveCompression, replacementMediaType, layerResolver } from '../layers';
-import { ArchiveOutput, archiveOutput, FileOutput } from './output';
+import { ArchiveOutput, archiveOutput, FileOutput, CompressedOutput, compressedArchiveWarning } from './output';
 import { TarWriter, BLOB_MODE, FILE_MODE } from './writer';
 
 export type { LayerResolver, LayerRequest, SaveCompression } from '../layers';
@@ -672,6 +672,7 @@ export async function saveImages(store: Store, refs: string[], opts: SaveOptions
   });
 
   const out = archiveOutput(opts.output);
+  if (out instanceof CompressedOutput) progress.warn(compressedArchiveWarning(out.compression));
   const verify = opts.verify !== false;
   const toWrite = plan.blobs.filter((b) => !b.omitted);
   const total = toWrite.reduce((s, b) => s + b.size, 0);

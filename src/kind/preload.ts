@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Store } from '../store';
 import { planSave, saveImages, DigestChange } from '../archive/export';
+import { compressionForName } from '../archive/output';
 import { verifyArchive, VerifyReport } from '../archive/verify';
 import { FileOutput } from '../archive/output';
 import { ResourceHolder } from '../content';
@@ -110,6 +111,9 @@ export async function checkPreloadArchive(file: string, expected: Array<{ name: 
 export async function kindPreload(store: Store, refs: string[], opts: KindPreloadOptions): Promise<KindPreloadResult> {
   if (!refs.length) throw new InvalidArgumentError('no image to preload');
   if (!opts.output) throw new InvalidArgumentError('no output given (-o FILE or DIR)');
+  if (!isDirTarget(opts.output) && compressionForName(opts.output) !== 'none') {
+    throw new InvalidArgumentError(`kind preload -o ${opts.output}: a preload archive must be a plain tar (ctr 1.6 in KIND nodes imports no compressed archive); use a .tar name`);
+  }
   const platform = opts.platform === undefined ? undefined : typeof opts.platform === 'string' ? parsePlatform(opts.platform) : opts.platform;
   const platforms = platform ? [platform] : undefined;
   const progress = opts.progress ?? silentProgress;
