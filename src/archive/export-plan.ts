@@ -22,6 +22,7 @@ import {
 import { Named, resolveNames } from './export-names';
 import { collectTree, rebuildIndex, rewriteManifest } from './export-rewrite';
 import { archiveMetadata } from './export-metadata';
+import { closureBlobs, deltaAnnotations } from './have';
 
 /** A kept manifest with its final descriptor, layers and config. */
 export interface KeptManifest {
@@ -60,6 +61,11 @@ interface PlanContext {
   resolver: LayerResolver;
   /** Blobs referenced but not written (omitBlobs, plus skipped non-distributable layers). */
   omit: Set<string>;
+  /**
+   * Delta: blobs the receiver holds (omitBlobs, --have, --exclude), digest -> size when known.
+   * A written blob in it is left out (never read or produced) when its size matches.
+   */
+  held: Map<string, number | undefined>;
   matcher?: PlatformMatcher;
   wanted?: Platform[];
   host: Platform;
@@ -84,6 +90,9 @@ function checkOptions(opts: Omit<SaveOptions, 'output'>, refs: string[]): { form
   }
   if (opts.platforms?.length && opts.allPlatforms) throw new InvalidArgumentError('--platform and --all-platforms are mutually exclusive');
   if (!refs.length) throw new InvalidArgumentError('no image to save');
+  if (format === 'docker' && (opts.have || opts.exclude?.length)) {
+    throw new InvalidArgumentError('a delta archive (--have, --exclude) records what it expects on index.json: use --format oci or oci+docker');
+  }
   return { format, compression };
 }
 
@@ -102,7 +111,8 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   const ctx: PlanContext = {
     store, opts, format, compression, withOci, progress,
     resolver: opts.layerResolver ?? layerResolver(store),
-    omit: new Set<string>(opts.omitBlobs ?? []),
+    omit: new Set<string>(),
+    held: new Map<string, number | undefined>(),
     wanted,
     matcher: wanted?.length ? exactMatcher(wanted) : undefined,
     host: normalizePlatform(opts.host ?? hostPlatform()),
@@ -114,6 +124,9 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
     generated: new Map(), changes: [], resolved: new Map(),
   };
 
+  for (const d of opts.omitBlobs ?? []) ctx.held.set(d, undefined);
+  for (const b of opts.have?.blobs ?? []) ctx.held.set(b.digest, b.size);
+  if (opts.exclude?.length) for (const [d, size] of await closureBlobs(store, opts.exclude)) ctx.held.set(d, size);
   const named = resolveNames(store, refs);
   const roots = new Map<string, RootPlan>();
   for (const n of named) {
@@ -133,7 +146,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   const blobMap = new Map<string, PlannedBlob>();
   const addBlob = (d: Descriptor, data?: Buffer) => {
     if (blobMap.has(d.digest)) return;
-    blobMap.set(d.digest, { digest: d.digest, size: d.size, mediaType: d.mediaType, data, omitted: ctx.omit.has(d.digest) });
+    blobMap.set(d.digest, { digest: d.digest, size: d.size, mediaType: d.mediaType, data, omitted: ctx.omit.has(d.digest) || isHeld(ctx, d) });
   };
   const pinnedErrors: string[] = [];
   for (const rp of roots.values()) {
@@ -175,7 +188,9 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
     }
   }
 
-  const { images, files } = archiveMetadata(named, roots, { withOci, withDocker });
+  // A delta records which digests it expects the receiver to hold (skipped foreign layers are not expected).
+  const expects = [...blobMap.values()].filter((b) => b.omitted && ctx.held.has(b.digest) && !ctx.omit.has(b.digest)).map((b) => b.digest).sort();
+  const { images, files } = archiveMetadata(named, roots, { withOci, withDocker, indexAnnotations: deltaAnnotations(expects) });
 
   // Blob order: small documents first (a streaming reader learns the structure before
   // any layer arrives), then layers; each group sorted by digest.
@@ -183,7 +198,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   const isDoc = (b: PlannedBlob) => !isLayerType(b.mediaType);
   const byDigest = (a: PlannedBlob, b: PlannedBlob) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
   const blobs = [...all.filter(isDoc).sort(byDigest), ...all.filter((b) => !isDoc(b)).sort(byDigest)];
-  return { format, compression, images, changes: ctx.changes, blobs, files, warnings };
+  return { format, compression, images, changes: ctx.changes, blobs, files, expects, warnings };
 }
 
 /** Everything that cannot be produced, then every other problem, as one error each. */
@@ -270,6 +285,14 @@ async function planRoot(ctx: PlanContext, rp: RootPlan): Promise<void> {
     if (cfgMissing || !layers) continue;
 
     const w = rewriteManifest(m, layers, { image, compression: ctx.compression, withOci, generated: ctx.generated, changes: ctx.changes });
+    if (ctx.compression === 'keep' && w.finalDesc.digest !== mdigest) {
+      // Under keep, a delta's omitted blobs are those of the stored manifest: the receiver is
+      // expected to complete exactly that image, so its manifest must not change.
+      const heldHere = w.layers.filter((l) => isHeld(ctx, l));
+      if (heldHere.length) {
+        problems.push(`image ${image} (${platformLabel(m.platform)}): manifest ${mdigest} would change (layers rebuilt or replaced: -> ${w.finalDesc.digest}), so it cannot be sent as a delta leaving out ${heldHere.length} layer(s) (first: ${heldHere[0].digest}); save it in full, or make its absent layers available`);
+      }
+    }
     if (ctx.format === 'docker') {
       const z = w.layers.map((d, i) => ({ d, i })).filter((x) => layerCompression(x.d.mediaType) === 'zstd');
       for (const x of z) {
@@ -307,12 +330,19 @@ async function planLayers(ctx: PlanContext, image: string, m: ImageManifestInfo)
       layers.push(l);
       continue;
     }
+    // A layer the receiver holds as the manifest names it is neither read nor produced.
+    const held = isHeld(ctx, l);
     const keepAsIs =
-      (compression === 'keep' && (present || omit.has(l.digest))) ||
+      (compression === 'keep' && (present || held)) ||
       (!isLayerType(l.mediaType) && present) ||
-      (compression === own && present);
+      (compression === own && (present || held));
     if (keepAsIs) {
       layers.push(l);
+      continue;
+    }
+    const heldVariant = compression !== 'keep' ? heldVariantOf(ctx, l, diffIds[i], compression) : undefined;
+    if (heldVariant) {
+      layers.push(heldVariant);
       continue;
     }
     const key = `${l.digest}|${compression}`;
@@ -351,4 +381,26 @@ async function planLayers(ctx: PlanContext, image: string, m: ImageManifestInfo)
     }
   }
   return complete ? layers : undefined;
+}
+
+/** The receiver holds `d` (a delta leaves it out): listed, with the same size when the size is known. */
+function isHeld(ctx: PlanContext, d: Descriptor): boolean {
+  if (!ctx.held.has(d.digest)) return false;
+  const size = ctx.held.get(d.digest);
+  if (size === undefined || size === d.size) return true;
+  ctx.warn(`${d.mediaType} ${d.digest} is listed as held by the receiver with ${size} bytes, but a manifest names it with ${d.size}; it is written`);
+  ctx.held.delete(d.digest);
+  return false;
+}
+
+/**
+ * For a layer wanted in another compression: a proven variant of its diffID in that
+ * compression which the receiver holds, so the written manifest names it without producing it.
+ */
+function heldVariantOf(ctx: PlanContext, l: Descriptor, diffId: string | undefined, c: SaveCompression): Descriptor | undefined {
+  if (!diffId || c === 'keep' || !isLayerType(l.mediaType)) return undefined;
+  const v = ctx.store.variants.forDiffId(diffId)
+    .filter((x) => x.compression === c && ctx.held.has(x.digest) && (ctx.held.get(x.digest) === undefined || ctx.held.get(x.digest) === x.size))
+    .sort((a, b) => (a.digest < b.digest ? -1 : 1))[0];
+  return v ? { mediaType: replacementMediaType(l.mediaType, c), digest: v.digest, size: v.size } : undefined;
 }

@@ -89,6 +89,8 @@ export async function saveImages(store: Store, refs: string[], opts: SaveOptions
     changes: plan.changes,
     blobs: toWrite.length,
     omitted: plan.blobs.filter((b) => b.omitted).map((b) => b.digest),
+    expects: plan.expects,
+    omittedBytes: plan.blobs.filter((b) => b.omitted).reduce((n, b) => n + b.size, 0),
     bytes: tw.bytes,
     warnings: plan.warnings,
   };

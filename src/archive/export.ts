@@ -15,6 +15,7 @@ import { ResourceHolder } from '../content';
 import { Progress } from '../progress';
 import { LayerResolver, SaveCompression } from '../layers';
 import { ArchiveOutput } from './output';
+import type { Inventory } from './have';
 
 export { planSave } from './export-plan';
 export { saveImages } from './export-write';
@@ -43,6 +44,13 @@ export interface SaveOptions {
   progress?: Progress;
   /** Digests to leave out of the tar (delta loads). The archive is partial by design. */
   omitBlobs?: Set<string>;
+  /**
+   * `--have FILE`: the receiver's inventory (src/archive/have). Every blob of the written
+   * manifests that it lists (same digest and size) is left out, and never read or produced.
+   */
+  have?: Inventory;
+  /** `--exclude IMAGE`: leave out every blob of these images' closures (the receiver holds them). */
+  exclude?: string[];
   /**
    * Produces absent or re-compressed layers. Default: `layerResolver` (src/layers) — a proven variant,
    * a conversion, or a rebuild from a snapshot (every exporter gets the same strength).
@@ -107,6 +115,8 @@ export interface SavePlan {
   blobs: PlannedBlob[];
   /** Metadata files (oci-layout, index.json, manifest.json, repositories) in write order. */
   files: Array<{ name: string; data: Buffer }>;
+  /** Delta: digests left out that the receiver must hold (recorded on index.json), sorted. */
+  expects: string[];
   warnings: string[];
 }
 
@@ -118,8 +128,12 @@ export interface SaveResult {
   changes: DigestChange[];
   /** Blob entries written. */
   blobs: number;
-  /** Digests referenced but left out (omitBlobs). */
+  /** Digests referenced but left out (omitBlobs, --have, --exclude, --skip-non-distributable). */
   omitted: string[];
+  /** Delta: the digests of `omitted` that the receiver must hold (recorded on index.json). */
+  expects: string[];
+  /** Bytes of the blobs left out. */
+  omittedBytes: number;
   /** Bytes of the archive. */
   bytes: number;
   warnings: string[];
