@@ -66,6 +66,8 @@ interface PlanContext {
    * A written blob in it is left out (never read or produced) when its size matches.
    */
   held: Map<string, number | undefined>;
+  /** Held digests from --have/--exclude: the ones a delta records on index.json (plain omitBlobs, as kind load's to containerd, are not). */
+  announced: Set<string>;
   matcher?: PlatformMatcher;
   wanted?: Platform[];
   host: Platform;
@@ -113,6 +115,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
     resolver: opts.layerResolver ?? layerResolver(store),
     omit: new Set<string>(),
     held: new Map<string, number | undefined>(),
+    announced: new Set<string>(),
     wanted,
     matcher: wanted?.length ? exactMatcher(wanted) : undefined,
     host: normalizePlatform(opts.host ?? hostPlatform()),
@@ -125,8 +128,16 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   };
 
   for (const d of opts.omitBlobs ?? []) ctx.held.set(d, undefined);
-  for (const b of opts.have?.blobs ?? []) ctx.held.set(b.digest, b.size);
-  if (opts.exclude?.length) for (const [d, size] of await closureBlobs(store, opts.exclude)) ctx.held.set(d, size);
+  for (const b of opts.have?.blobs ?? []) {
+    ctx.held.set(b.digest, b.size);
+    ctx.announced.add(b.digest);
+  }
+  if (opts.exclude?.length) {
+    for (const [d, size] of await closureBlobs(store, opts.exclude)) {
+      ctx.held.set(d, size);
+      ctx.announced.add(d);
+    }
+  }
   const named = resolveNames(store, refs);
   const roots = new Map<string, RootPlan>();
   for (const n of named) {
@@ -189,7 +200,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   }
 
   // A delta records which digests it expects the receiver to hold (skipped foreign layers are not expected).
-  const expects = [...blobMap.values()].filter((b) => b.omitted && ctx.held.has(b.digest) && !ctx.omit.has(b.digest)).map((b) => b.digest).sort();
+  const expects = [...blobMap.values()].filter((b) => b.omitted && ctx.held.has(b.digest) && ctx.announced.has(b.digest) && !ctx.omit.has(b.digest)).map((b) => b.digest).sort();
   const { images, files } = archiveMetadata(named, roots, { withOci, withDocker, indexAnnotations: deltaAnnotations(expects) });
 
   // Blob order: small documents first (a streaming reader learns the structure before
