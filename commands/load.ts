@@ -78,6 +78,7 @@ function summary(r: LoadResult): string[] {
     lines.push(`unpacked ${u.image}${u.platform ? ` ${u.platform}` : ''}: ${u.layers.length} layer(s), ${applied} applied, ${u.layers.length - applied} already present${freed}`);
   }
   if (r.index) lines.push(`loaded ${r.index.name} ${shortDigest(r.index.digest)} (whole index)`);
+  if (r.delta) lines.push(`delta archive: ${r.delta.expects.length} blob(s) it left out were already in the store`);
   const skipped = r.skipped.length ? `, ${r.skipped.length} skipped (no name)` : '';
   lines.push(`read ${r.source}: ${r.format} archive${r.compression !== 'none' ? ` (${r.compression})` : ''}, ${r.blobs.count} blob(s), ${fmtBytes(r.blobs.bytes)}; ${r.images.length} image(s)${skipped}`);
   return lines;

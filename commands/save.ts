@@ -1,6 +1,6 @@
 import {
   ImgtoolCommand, Flags, Args, saveImages, parsePlatform, withCommandLease, fmtBytes, InvalidArgumentError,
-  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest,
+  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest, readInventory,
 } from '../src/index';
 import type { SaveFormat, SaveCompression, SaveResult } from '../src/index';
 
@@ -34,6 +34,8 @@ if any blob cannot be produced, nothing is written and every missing blob is lis
     compression: Flags.string({ options: [...SAVE_COMPRESSIONS], default: 'keep', description: 'layer compression in the archive' }),
     format: Flags.string({ options: [...SAVE_FORMATS], default: 'oci+docker', description: 'archive layout' }),
     lease: Flags.string({ description: 'attach the blobs saved (and any produced) to this lease' }),
+    have: Flags.string({ description: "delta: leave out every blob this inventory (imgtool have on the receiver) lists" }),
+    exclude: Flags.string({ multiple: true, multipleNonGreedy: true, description: "delta: leave out every blob of this image's closure (the receiver holds it); repeatable" }),
     'skip-non-distributable': Flags.boolean({ default: false, description: 'leave absent non-distributable (foreign) layers out of the archive instead of failing' }),
   };
 
@@ -45,6 +47,7 @@ if any blob cannot be produced, nothing is written and every missing blob is lis
       throw new InvalidArgumentError('refusing to write an archive to a terminal; use -o FILE or redirect stdout');
     }
     const platforms = (this.flags.platform ?? []).map(parsePlatform);
+    const have = this.flags.have ? readInventory(this.flags.have) : undefined;
     const result = await withCommandLease(this.store, this.flags.lease, (lease) =>
       saveImages(this.store, refs, {
         output,
@@ -55,6 +58,8 @@ if any blob cannot be produced, nothing is written and every missing blob is lis
         lease,
         progress: this.progress,
         skipNonDistributable: this.flags['skip-non-distributable'],
+        have,
+        exclude: this.flags.exclude,
       }),
     );
     // The archive owns stdout with -o -: messages go to stderr then.
@@ -75,7 +80,8 @@ function summary(r: SaveResult): string[] {
     const left = i.leftOut.length ? ` (left out: ${i.leftOut.join(',')})` : '';
     lines.push(`saved ${i.name} ${shortDigest(i.digest)} ${plats}${left}`);
   }
-  const omitted = r.omitted.length ? `, ${r.omitted.length} left out on request` : '';
+  const omitted = r.omitted.length ? `, ${r.omitted.length} left out on request (${fmtBytes(r.omittedBytes)})` : '';
+  if (r.expects.length) lines.push(`delta: left out ${r.expects.length} blob(s), ${fmtBytes(r.omittedBytes)} that the receiver holds (recorded on index.json)`);
   lines.push(`wrote ${r.output === '-' ? 'stdout' : r.output}: ${r.images.length} image(s), ${r.blobs} blob(s)${omitted}, ${fmtBytes(r.bytes)} (${r.format}, compression ${r.compression})`);
   return lines;
 }

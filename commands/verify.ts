@@ -1,4 +1,4 @@
-import { ImgtoolCommand, Flags, Args, verifyArchive, fmtBytes, shortDigest, InvalidArchiveError, InvalidArgumentError } from '../src/index';
+import { ImgtoolCommand, Flags, Args, verifyArchive, readInventory, fmtBytes, shortDigest, InvalidArchiveError, InvalidArgumentError } from '../src/index';
 import type { VerifyReport } from '../src/index';
 
 export default class Verify extends ImgtoolCommand<typeof Verify> {
@@ -17,13 +17,15 @@ diffID its config names. Prints a summary on stdout; exits non-zero listing ever
   };
 
   static override flags = {
+    have: Flags.string({ description: "a delta archive: check that this inventory (imgtool have) lists every blob it expects" }),
     strict: Flags.boolean({ default: false, description: 'an index with absent platforms is an error, and every layer must decompress to its config\'s diffID (decodes each layer)' }),
   };
 
   async run(): Promise<void> {
     const file = this.args.file;
     if (file === '-' && process.stdin.isTTY) throw new InvalidArgumentError('no archive on stdin');
-    const r = await verifyArchive(file, { strict: this.flags.strict, diffIds: this.flags.strict, progress: this.progress });
+    const have = this.flags.have ? readInventory(this.flags.have) : undefined;
+    const r = await verifyArchive(file, { strict: this.flags.strict, diffIds: this.flags.strict, progress: this.progress, have });
     for (const w of r.warnings) this.warn_(w);
     if (this.flags.json) this.outJSON(r);
     else for (const l of summary(r)) this.out(l);
@@ -40,6 +42,11 @@ function summary(r: VerifyReport): string[] {
     const names = i.names.length ? i.names.join(', ') : '(no name)';
     const partial = i.partial ? ` (partial: ${i.absent.map((a) => a.platform ?? shortDigest(a.digest)).join(',')} absent)` : '';
     lines.push(`  ${names} ${shortDigest(i.digest)} ${i.platforms.join(',') || '-'}${partial}`);
+  }
+  if (r.delta) {
+    const bytes = r.delta.referenced.reduce((n, d) => n + d.size, 0);
+    lines.push(`  delta: holds ${r.blobs.count} blob(s); expects the receiver to hold ${r.delta.expects.length} (${fmtBytes(bytes)} named by its manifests)${r.delta.checkedAgainst ? `, checked against the ${r.delta.checkedAgainst}` : ''}`);
+    for (const d of r.delta.referenced) lines.push(`    expects ${d.digest} ${d.mediaType} ${fmtBytes(d.size)} (${d.image})`);
   }
   lines.push(r.ok ? 'OK' : `FAILED: ${r.problems.length} problem(s)`);
   return lines;

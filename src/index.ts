@@ -45,6 +45,8 @@ export type { SnapshotInfo, UnpackOptions, UnpackResult, UnpackedLayer, ImageLay
 export { importArchive, storeSink } from './archive/import';
 export type { ImportOptions, ImportResult, ImportedImage } from './archive/import';
 export { verifyArchive, examineArchive } from './archive/verify';
+export { buildInventory, parseInventory, readInventory, inventoryBytes, writeInventoryFile, deltaExpects, DELTA_EXPECTS_ANNOTATION } from './archive/have';
+export type { Inventory, InventoryBlob } from './archive/have';
 export type { VerifyReport, VerifiedImage, ExamineOptions, ArchiveExamination } from './archive/verify';
 export { listArchive } from './archive/list';
 export type { ArchiveListing, ListedImage, ListedManifest, ListedLayer } from './archive/list';

@@ -3,8 +3,12 @@
  * one streaming pass. Every file is ingested as it streams (hashed once, `blobs/sha256/…`
  * verified against its name); references are resolved at the end; every referenced blob is
  * checked present with its declared size; then every name is registered in ONE metadata
- * transaction. A failure registers nothing (blobs already ingested stay as unreferenced
- * content for prune). The archive's configs only CLAIM which diffID each layer blob has:
+ * transaction. A failure registers nothing and keeps nothing it ingested only for this load
+ * (blobs that were not in the store before, and that nothing else — an image, another
+ * operation's lease — has come to reference meanwhile, are removed). A delta archive (see
+ * ./have) has its closure completed from the store: every blob its manifests name must be in
+ * the archive or in the store with the size the manifest names; its annotation only tells
+ * which digests to expect, for the error message. The archive's configs only CLAIM which diffID each layer blob has:
  * load records no blob <-> diffID link (see VariantStore); unpacking, converting or fsck
  * prove one by hashing the decompressed bytes.
  */
@@ -21,6 +25,8 @@ import { checkBaseName, namesForImage, NamingOptions } from './naming';
 import { ArchiveFile, BlobSink, entryWhat, scanArchive } from './reader';
 import { checkArchiveImages, platformMatcher } from './reader-images';
 import { ArchiveFormat, resolveArchive } from './reader-layout';
+import { deltaExpects } from './have';
+import { markOthers } from '../gc/prune';
 
 export interface ImportOptions extends NamingOptions {
   /** `--platform`: load only these platforms; each must be present. */
@@ -67,10 +73,16 @@ export interface ImportResult {
   bytes: number;
   /** What each registered name pointed at before this load (undefined: new name); lets a caller undo the load. */
   previous: Array<{ name: string; target?: Descriptor }>;
+  /** A delta archive: the digests it expected the store to hold (all were there). */
+  delta?: { expects: string[] };
 }
 
-/** A BlobSink that ingests into the content store (hashing once, verifying while streaming). */
-export function storeSink(content: ContentStore, lease?: ResourceHolder): BlobSink {
+/**
+ * A BlobSink that ingests into the content store (hashing once, verifying while streaming).
+ * Each blob it adds that was not in the store before is added to `fresh`.
+ */
+export function storeSink(content: ContentStore, lease?: ResourceHolder, fresh?: Set<string>): BlobSink {
+  const since = Date.now();
   return {
     begin({ path, size, expected }) {
       const w = content.writer({ digest: expected, size, lease, what: entryWhat(path) });
@@ -99,6 +111,8 @@ export function storeSink(content: ContentStore, lease?: ResourceHolder): BlobSi
           w.end();
           await finished(w);
           const info = await w.commit();
+          // Recorded since this sink began: new to the store (a blob already there keeps its row).
+          if (fresh && (content.info(info.digest)?.createdAt ?? 0) >= since) fresh.add(info.digest);
           return { digest: info.digest, size: info.size };
         },
         async abort() {
@@ -111,9 +125,14 @@ export function storeSink(content: ContentStore, lease?: ResourceHolder): BlobSi
   };
 }
 
-function problemsError(source: string, problems: string[]): Error {
-  if (problems.length === 1) return new InvalidArchiveError(`${problems[0]}; nothing loaded`);
+function problemsError(source: string, problems: string[], delta = false): Error {
   const missing = problems.every((p) => / is not in the archive/.test(p));
+  if (delta && missing) {
+    // A delta into a store that lacks what it expects: every missing blob, by image and layer.
+    const msg = `delta archive ${source}: ${problems.length} blob(s) it leaves out are not in the store (first: ${problems[0]}); nothing loaded`;
+    return new MissingContentError(msg, problems);
+  }
+  if (problems.length === 1) return new InvalidArchiveError(`${problems[0]}; nothing loaded`);
   const msg = `archive ${source}: ${problems.length} problems; nothing loaded`;
   return missing ? new MissingContentError(msg, problems) : new InvalidArchiveError(msg, problems);
 }
@@ -125,21 +144,52 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
   platformMatcher(opts.platforms);
   if (opts.baseName) checkBaseName(opts.baseName);
   const indexName = opts.indexName ? normalizeIndexName(opts.indexName) : undefined;
+  const fresh = new Set<string>();
+  try {
+    return await importInto(store, input, opts, indexName, fresh);
+  } catch (e) {
+    if (fresh.size) dropFresh(store, fresh, opts.lease);
+    throw e;
+  }
+}
 
-  const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease), progress: opts.progress });
+/**
+ * After a failed load: remove each blob in `fresh` (new to the store during this load) that
+ * nothing else retains — no image, no lease but this load's own — decided by the GC marker
+ * under the write lock, the rows forgotten first and the files unlinked after (crash-safe).
+ */
+function dropFresh(store: Store, fresh: Set<string>, lease?: ResourceHolder): void {
+  const others = markOthers(store, '', lease);
+  const dropped: string[] = [];
+  store.meta.write(() => {
+    others.update();
+    for (const d of fresh) {
+      if (others.retainer(d) || !store.content.has(d)) continue;
+      store.content.forgetLocked(d);
+      dropped.push(d);
+    }
+  });
+  for (const d of dropped) store.content.removeFileIfUnrecorded(d);
+}
+
+async function importInto(store: Store, input: ArchiveInputSource, opts: ImportOptions, indexName: string | undefined, fresh: Set<string>): Promise<ImportResult> {
+  const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease, fresh), progress: opts.progress });
   const readBlob = async (f: ArchiveFile) => scan.json.get(f.digest) ?? store.content.readBuffer(f.digest);
   const resolved = await resolveArchive(scan, readBlob);
+  const expects = deltaExpects(resolved.index.bytes);
   const check = await checkArchiveImages(scan, resolved, {
     platforms: opts.platforms, allPlatforms: opts.allPlatforms, strict: opts.strict, store: store.content,
+    expected: expects ? new Set(expects) : undefined,
   });
   const warnings = [...scan.warnings, ...resolved.warnings, ...check.warnings];
   const problems = [...resolved.problems, ...check.problems];
-  if (problems.length) throw problemsError(scan.label, problems);
+  if (problems.length) throw problemsError(scan.label, problems, !!expects);
 
   // Names for each image.
   const result: ImportResult = {
     source: scan.label, format: resolved.format, compression: scan.compression, images: [], skipped: [], warnings,
     blobs: { count: scan.blobs.size, bytes: [...scan.blobs.values()].reduce((n, f) => n + f.size, 0) }, bytes: scan.bytes, previous: [],
+    ...(expects ? { delta: { expects } } : {}),
   };
   const registrations: Array<{ name: string; target: Descriptor }> = [];
   const owner = new Map<string, string>();
@@ -185,7 +235,10 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
     if (stored.has(d.digest)) continue;
     stored.add(d.digest);
     const bytes = resolved.synthesized.get(d.digest)?.bytes ?? (d.digest === resolved.index.desc.digest ? resolved.index.bytes : undefined);
-    if (bytes) await store.content.ingestBuffer(bytes, { digest: d.digest, size: d.size, lease: opts.lease, what: `${d.mediaType} ${d.digest}` });
+    if (!bytes) continue;
+    const had = store.content.has(d.digest);
+    await store.content.ingestBuffer(bytes, { digest: d.digest, size: d.size, lease: opts.lease, what: `${d.mediaType} ${d.digest}` });
+    if (!had) fresh.add(d.digest);
   }
 
   // One transaction: check the closure is still all there, then the names.

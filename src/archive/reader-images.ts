@@ -44,6 +44,8 @@ export interface CheckedImage {
   notImage: boolean;
   /** No problems for this image. */
   ok: boolean;
+  /** Delta archive, no store: blobs of this image the archive expects the receiver to hold. */
+  expected: Descriptor[];
 }
 
 export interface CheckOptions {
@@ -55,6 +57,11 @@ export interface CheckOptions {
   strict?: boolean;
   /** Content store holding blobs the archive leaves out (import); none for verify. */
   store?: ContentStore;
+  /**
+   * A delta archive's expected digests (src/archive/have): absent ones are not problems
+   * without a store (verify: listed in `expected`); with one, absence names the delta.
+   */
+  expected?: Set<string>;
 }
 
 export interface CheckResult {
@@ -147,7 +154,7 @@ export async function checkArchiveImages(scan: ArchiveScan, resolved: ResolvedAr
     const d = entry.desc;
     const img: CheckedImage = {
       entry, target: stripDesc(d), repoTags: entry.repoTags, label: '', walk: undefined, platforms: [], absent: [],
-      partial: false, layers: [], notImage: false, ok: false,
+      partial: false, layers: [], notImage: false, ok: false, expected: [],
     };
     img.label = imageLabel(entry, entry.repoTags);
     out.images.push(img);
@@ -160,7 +167,8 @@ export async function checkArchiveImages(scan: ArchiveScan, resolved: ResolvedAr
       continue;
     }
     if (!src.has(d)) {
-      if (!scan.corrupt.has(d.digest)) problems.push(`${img.label}: ${describeDesc(d)} listed in the index is not in the archive`);
+      if (!opts.store && opts.expected?.has(d.digest)) img.expected.push(stripDesc(d));
+      else if (!scan.corrupt.has(d.digest)) problems.push(`${img.label}: ${describeDesc(d)} listed in the index is not in the archive`);
       finish(img, problems);
       continue;
     }
@@ -188,13 +196,18 @@ export async function checkArchiveImages(scan: ArchiveScan, resolved: ResolvedAr
       if (scan.corrupt.has(m.desc.digest)) continue;
       const role = m.role === 'layer' ? `layer ${(m.index ?? 0) + 1}` : 'config';
       const msg = `${img.label}: ${role} ${m.desc.digest} of manifest ${shortDigest(m.manifest)} is not in the archive`;
-      if (m.role === 'layer' && isNonDistributable(m.desc.mediaType) && m.desc.urls?.length) {
+      if (opts.expected?.has(m.desc.digest)) {
+        if (opts.store) problems.push(`${msg}, and the store does not hold it (the delta archive expects it there)`);
+        else img.expected.push(stripDesc(m.desc));
+      } else if (m.role === 'layer' && isNonDistributable(m.desc.mediaType) && m.desc.urls?.length) {
         warnOnce(m.desc.digest, `${msg} (non-distributable layer, kept as a reference to ${m.desc.urls[0]})`);
       } else {
         problems.push(msg);
       }
     }
-    img.absent = walk.absent.map((a) => ({ digest: a.digest, mediaType: a.mediaType, platform: platformOf(a) }));
+    const expectedEntries = opts.store ? [] : walk.absent.filter((a) => opts.expected?.has(a.digest));
+    img.expected.push(...expectedEntries.map(stripDesc));
+    img.absent = walk.absent.filter((a) => !expectedEntries.includes(a)).map((a) => ({ digest: a.digest, mediaType: a.mediaType, platform: platformOf(a) }));
     img.partial = img.absent.length > 0;
     if (img.partial) {
       const list = img.absent.map((a) => `${a.platform ?? 'unknown platform'} ${a.digest}`);

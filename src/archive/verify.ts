@@ -5,6 +5,11 @@
  * truncated, every blob's digest and size, every manifest/config/layer referenced by
  * index.json or manifest.json present, partial indexes reported (an error with strict),
  * unknown media types warned. Every problem is listed, not only the first.
+ *
+ * A delta archive (./have: index.json names the digests it expects the receiver to hold) is
+ * reported as such: the blobs it leaves out are listed as expected, not as problems; with an
+ * inventory (`verify --have FILE`), each expected blob must be listed there with the size the
+ * archive's manifests name.
  */
 import { Compression } from '../compression/codecs';
 import { ImgtoolError } from '../errors';
@@ -14,6 +19,7 @@ import { namesForImage } from './naming';
 import { ArchiveScan, decodingHashSink, hashSink, scanArchive } from './reader';
 import { checkArchiveImages, CheckResult } from './reader-images';
 import { ArchiveFormat, resolveArchive, ResolvedArchive } from './reader-layout';
+import { deltaExpects, Inventory } from './have';
 
 export interface ExamineOptions {
   strict?: boolean;
@@ -23,6 +29,8 @@ export interface ExamineOptions {
    */
   diffIds?: boolean;
   progress?: Progress;
+  /** `verify --have FILE`: check a delta's expectations against this inventory. */
+  have?: Inventory;
 }
 
 /** Everything learnt about an archive without a store. `fatal` set when reading stopped early. */
@@ -31,6 +39,8 @@ export interface ArchiveExamination {
   scan?: ArchiveScan;
   resolved?: ResolvedArchive;
   check?: CheckResult;
+  /** A delta archive: the digests index.json says the receiver must hold. */
+  expects?: string[];
   problems: string[];
   warnings: string[];
 }
@@ -52,7 +62,8 @@ export async function examineArchive(input: ArchiveInputSource, opts: ExamineOpt
     });
     ex.problems.push(...ex.resolved.problems);
     ex.warnings.push(...ex.resolved.warnings);
-    ex.check = await checkArchiveImages(scan, ex.resolved, { strict: opts.strict });
+    ex.expects = deltaExpects(ex.resolved.index.bytes);
+    ex.check = await checkArchiveImages(scan, ex.resolved, { strict: opts.strict, expected: ex.expects ? new Set(ex.expects) : undefined });
     ex.problems.push(...ex.check.problems);
     ex.warnings.push(...ex.check.warnings);
   } catch (e) {
@@ -81,6 +92,12 @@ export interface VerifyReport {
   entries: number;
   /** Distinct files (blobs) checked. */
   blobs: { count: number; bytes: number };
+  /**
+   * A delta archive: what it expects the receiver to hold (`expects`, from index.json) and,
+   * of that, what its manifests name (`referenced`, with sizes); `checkedAgainst` when an
+   * inventory was given.
+   */
+  delta?: { expects: string[]; referenced: Array<{ digest: string; size: number; mediaType: string; image: string }>; checkedAgainst?: string };
   images: VerifiedImage[];
   problems: string[];
   warnings: string[];
@@ -90,6 +107,23 @@ export interface VerifyReport {
 export async function verifyArchive(input: ArchiveInputSource, opts: ExamineOptions = {}): Promise<VerifyReport> {
   const ex = await examineArchive(input, opts);
   const scan = ex.scan;
+  let delta: VerifyReport['delta'];
+  if (ex.expects) {
+    const referenced = new Map<string, { digest: string; size: number; mediaType: string; image: string }>();
+    for (const i of ex.check?.images ?? []) for (const d of i.expected) if (!referenced.has(d.digest)) referenced.set(d.digest, { digest: d.digest, size: d.size, mediaType: d.mediaType, image: i.label });
+    delta = { expects: ex.expects, referenced: [...referenced.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1)) };
+    if (opts.have) {
+      delta.checkedAgainst = `inventory of imgtool ${opts.have.imgtool}`;
+      const held = new Map(opts.have.blobs.map((b) => [b.digest, b.size]));
+      for (const dg of ex.expects) {
+        const r = referenced.get(dg);
+        const what = r ? `${r.image}: ${r.mediaType} ${dg}` : dg;
+        const size = held.get(dg);
+        if (size === undefined) ex.problems.push(`${what} is expected of the receiver, but the inventory does not list it`);
+        else if (r && size !== r.size) ex.problems.push(`${what} is expected of the receiver with ${r.size} bytes, but the inventory lists ${size}`);
+      }
+    }
+  }
   return {
     ok: ex.problems.length === 0,
     source: ex.source,
@@ -98,6 +132,7 @@ export async function verifyArchive(input: ArchiveInputSource, opts: ExamineOpti
     bytes: scan?.bytes ?? 0,
     entries: scan?.entries ?? 0,
     blobs: { count: scan?.blobs.size ?? 0, bytes: scan ? [...scan.blobs.values()].reduce((n, f) => n + f.size, 0) : 0 },
+    ...(delta ? { delta } : {}),
     images: (ex.check?.images ?? [])
       .filter((i) => !i.notImage)
       .map((i) => ({
