@@ -83,7 +83,7 @@ async function main() {
   });
   const table = (obj) => Object.entries(obj).sort((a, b) => b[1] - a[1]).map(([k, v]) => `  ${k.padEnd(24)} ${v}`).join('\n');
   console.log(`\nseed ${r.seed}: ${r.cases} cases in ${r.seconds.toFixed(1)} s (${(r.cases / r.seconds).toFixed(1)}/s); peak worker RSS ${mib(r.peakRss)}; slowest case ${r.maxMs} ms (${r.slowest})`);
-  console.log(`cases per command:\n${table(r.byCommand)}`);
+  console.log(`cases per command (mean ms):\n${Object.entries(r.byCommand).sort((a, b) => b[1] - a[1]).map(([k, v]) => `  ${k.padEnd(24)} ${String(v).padEnd(6)} ${Math.round(r.msByCommand[k] / v)} ms`).join('\n')}`);
   console.log(`cases per mutation:\n${table(r.byMutation)}`);
   console.log(`outcomes:\n${table(r.outcomes)}`);
   console.log(`failed cases: ${r.failed}${r.failed ? `\nfailures per class:\n${table(r.byClass)}` : ''}`);

@@ -76,11 +76,12 @@ function fileCase(corpusDir, c, failures, v, known) {
 }
 
 function newStats() {
-  return { cases: 0, byCommand: {}, byMutation: {}, failed: 0, byClass: {}, outcomes: {}, peakRss: 0, maxMs: 0, slowest: undefined, filed: [] };
+  return { cases: 0, byCommand: {}, msByCommand: {}, byMutation: {}, failed: 0, byClass: {}, outcomes: {}, peakRss: 0, maxMs: 0, slowest: undefined, filed: [] };
 }
 function count(stats, c, v, failures) {
   stats.cases++;
   stats.byCommand[c.command] = (stats.byCommand[c.command] || 0) + 1;
+  stats.msByCommand[c.command] = (stats.msByCommand[c.command] || 0) + (v.ms || 0);
   stats.byMutation[c.mutation] = (stats.byMutation[c.mutation] || 0) + 1;
   const o = v.kind === 'result' ? v.result.outcome : v.kind;
   stats.outcomes[o] = (stats.outcomes[o] || 0) + 1;
