@@ -36,8 +36,7 @@ function workBase() {
 
 /** Failures of one case from the pool's verdict (hang / crash / memory / worker checks). */
 function failuresOf(v, memLimitBytes) {
-  if (v.kind !== 'result') return [{ class: v.kind, detail: v.detail }];
-  const f = [...v.result.failures];
+  const f = v.kind === 'result' ? [...v.result.failures] : [{ class: v.kind, detail: v.detail }];
   if (v.peakRss > memLimitBytes) f.push({ class: 'memory', detail: `peak RSS ${Math.round(v.peakRss / MiB)} MiB over the ${Math.round(memLimitBytes / MiB)} MiB bound` });
   return f;
 }
