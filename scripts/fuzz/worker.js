@@ -102,7 +102,10 @@ async function runCase(m) {
         } else if (names.length) {
           const output = path.join(d.out, 'saved.tar');
           await L.withCommandLease(store, undefined, (lease) => L.saveImages(store, names, { output, lease }));
-          const v = await L.verifyArchive(output, { diffIds: true, strict: false });
+          // The promise of save: exactly the bytes its manifests name (digests). A layer that does
+          // not match its own config's diffID was loaded that way (--no-unpack) and travels as is;
+          // fsck reports such an image as image-invalid.
+          const v = await L.verifyArchive(output, { strict: false });
           if (!v.ok) fail('save-invalid', `saved archive does not verify: ${v.problems[0]}`);
         }
       }
@@ -131,8 +134,11 @@ async function runCase(m) {
       if (leases.length) fail('lease-left', `${leases.length} lease(s) left: ${leases.map((l) => l.id).join(', ')}`);
       const temps = [...listTree(path.join(d.store, 'content', 'ingest')).map((p) => `content/ingest/${p}`), ...listTree(path.join(d.store, 'snapshots', 'tmp')).map((p) => `snapshots/tmp/${p}`)];
       if (temps.length) fail('leftover-temp', `${temps.length} temp file(s) left in the store: ${temps.slice(0, 3).join(', ')}`);
+      // Damage, not faithful reports about the input: an image loaded with --no-unpack whose layer
+      // contradicts its config is reported by fsck as image-invalid (the store holds what it was given).
       const f = await L.fsck(store);
-      if (!f.ok) fail('fsck-damage', `fsck: ${f.errors} error(s); first: ${f.problems.find((p) => p.severity === 'error').message}`);
+      const damage = f.problems.filter((p) => p.severity === 'error' && p.kind !== 'image-invalid');
+      if (damage.length) fail('fsck-damage', `fsck: ${damage.length} error(s); first: ${damage[0].message}`);
     }
   } catch (e) {
     fail('post-check', `fsck threw ${e && e.name}: ${e && e.message}`);

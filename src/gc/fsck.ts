@@ -37,7 +37,8 @@ export interface FsckProblem {
     | 'snapshot-unindexed'
     | 'image-incomplete'
     | 'image-unreadable'
-    | 'layer-mismatch';
+    | 'layer-mismatch'
+    | 'image-invalid';
   subject: string;
   message: string;
   /** With --repair: what was done. */
@@ -119,7 +120,10 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
       add(pr);
     } else if (res.decoded) {
       for (const f of judgeLayerClaims(store, r.digest, res.size, res.decoded, claims.get(r.digest) ?? [])) {
-        const pr: FsckProblem = { severity: 'error', kind: 'layer-mismatch', subject: r.digest, message: f.message };
+        // A wrong proof or claim is damage to the store; an image whose layer contradicts its own
+        // config was loaded that way (--no-unpack): the image is invalid, the store holds what it got.
+        const kind = f.claim.source === 'image' ? 'image-invalid' : 'layer-mismatch';
+        const pr: FsckProblem = { severity: 'error', kind, subject: r.digest, message: f.message };
         if (repair && f.claim.source === 'variant') {
           store.meta.write(() => store.variants.deleteLocked(r.digest));
           pr.repaired = 'wrong variant row removed';

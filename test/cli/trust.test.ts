@@ -96,7 +96,7 @@ describe('trust: unproven blob <-> diffID claims (CLI)', () => {
     const f = await runCli(['fsck', '--json'], { root });
     expect(f.code).not.toBe(0);
     const j = JSON.parse(f.stdout);
-    expect(j.problems.some((p: { kind: string; subject: string }) => p.kind === 'layer-mismatch' && p.subject === evil.layers[0].digest)).toBe(true);
+    expect(j.problems.some((p: { kind: string; subject: string }) => p.kind === 'image-invalid' && p.subject === evil.layers[0].digest)).toBe(true);
   });
 
   it('verify --strict refuses an archive whose layer does not decompress to its diffID', async () => {
