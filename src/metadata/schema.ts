@@ -101,7 +101,7 @@ export const MIGRATIONS: string[] = [
   DELETE FROM content_labels WHERE key = 'containerd.io/uncompressed' AND digest NOT IN (SELECT digest FROM variants);
   `,
   // 3: where blobs came from / went to on a registry (src/registry), for cross-repository mounts.
-  \`
+  `
   CREATE TABLE blob_sources (
     digest      TEXT NOT NULL,
     registry    TEXT NOT NULL,
@@ -109,5 +109,5 @@ export const MIGRATIONS: string[] = [
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (digest, registry, repository)
   );
-  \`,
+  `,
 ];
