@@ -1,0 +1,235 @@
+/**
+ * One registry host spoken to over the OCI distribution API: scheme choice, auth, errors.
+ *
+ * Scheme: HTTPS. Plain HTTP only when `--insecure` is given, or for a loopback host
+ * (`localhost`, `127.0.0.0/8`, `::1`) — as docker does — and only after HTTPS failed at the TLS
+ * level. Credentials (Basic, or sent to a token realm) never go over plain HTTP unless
+ * `--insecure`: a loopback registry over HTTP is anonymous-only without it.
+ *
+ * Auth: anonymous first; on 401 the `WWW-Authenticate` challenge decides — Basic with the stored
+ * credentials, or Bearer: a token from the realm (`service`, one `scope` per repository action
+ * set; Basic credentials to the realm when there are some), cached per scope until 10 s before
+ * `expires_in` (default 60 s) runs out. One retry per request after a challenge (the body is a
+ * factory and reopened); a second 401 is a clear error naming the registry and repository.
+ */
+import { Readable } from 'node:stream';
+import { RegistryError } from '../errors';
+import { Credentials, apiHost, findCredentials, parseChallenges, AuthEnv } from './auth';
+import { HttpResponse, Transport, TransportOptions, discard, isTlsError, readBody } from './http';
+
+export interface ClientOptions extends TransportOptions, AuthEnv {
+  /** Credentials to use instead of the configured ones (login). */
+  credentials?: Credentials | null;
+}
+
+export interface RegistryRequest {
+  method: string;
+  /** Path under the registry root, e.g. `/v2/library/x/manifests/1`, or an absolute URL (upload sessions). */
+  path: string;
+  /** Repository scopes: `[['library/x', 'pull']]`, or `[['a','pull'],['b','pull,push']]` for a mount. */
+  scopes: Array<[string, string]>;
+  headers?: Record<string, string>;
+  body?: Buffer | (() => Readable);
+  what: string;
+  noRedirect?: boolean;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+interface Token { value: string; expiresAt: number }
+
+export class RegistryClient {
+  /** Reference domain (`docker.io`, `127.0.0.1:5000`). */
+  readonly domain: string;
+  /** Host the API lives on. */
+  readonly host: string;
+  private scheme: 'https:' | 'http:' | undefined;
+  private readonly transport: Transport;
+  private creds: Credentials | null | undefined;
+  private basic = false;
+  private bearer: { realm: string; service?: string } | undefined;
+  private readonly tokens = new Map<string, Token>();
+  /** Bytes sent in request bodies (for --json). */
+  bytesSent = 0;
+
+  constructor(domain: string, private readonly opts: ClientOptions = {}) {
+    this.domain = domain;
+    this.host = apiHost(domain);
+    this.transport = new Transport(opts);
+    this.creds = opts.credentials;
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+
+  get insecure(): boolean {
+    return !!this.opts.insecure;
+  }
+
+  private async credentials(): Promise<Credentials | null> {
+    if (this.creds === undefined) this.creds = (await findCredentials(this.domain, this.opts)) ?? null;
+    return this.creds;
+  }
+
+  private httpAllowed(): boolean {
+    return this.insecure || isLoopback(this.host);
+  }
+
+  /** Root URL (scheme decided on the first request). */
+  private base(): URL {
+    return new URL(`${this.scheme ?? 'https:'}//${this.host}`);
+  }
+
+  private canSendSecrets(url: URL): void {
+    if (url.protocol === 'https:' || this.insecure) return;
+    throw new RegistryError(`registry ${this.domain} asks for credentials over plain HTTP (${url.origin}); refusing to send them without --insecure`, { code: 'UNAUTHORIZED' });
+  }
+
+  private scopeKey(scopes: Array<[string, string]>): string {
+    return scopes.map(([r, a]) => `repository:${r}:${a}`).join(' ');
+  }
+
+  private async authHeader(scopes: Array<[string, string]>): Promise<string | undefined> {
+    if (this.bearer) {
+      const key = this.scopeKey(scopes);
+      let t = this.tokens.get(key);
+      if (!t || t.expiresAt - 10_000 < Date.now()) t = await this.fetchToken(scopes);
+      return `Bearer ${t.value}`;
+    }
+    if (this.basic) {
+      const c = await this.credentials();
+      if (c) {
+        this.canSendSecrets(this.base());
+        return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+      }
+    }
+    return undefined;
+  }
+
+  private async fetchToken(scopes: Array<[string, string]>): Promise<Token> {
+    const b = this.bearer!;
+    let realm: URL;
+    try {
+      realm = new URL(b.realm);
+    } catch {
+      throw new RegistryError(`registry ${this.domain}: invalid token realm in its challenge`);
+    }
+    if (b.service) realm.searchParams.set('service', b.service);
+    for (const s of this.scopeKey(scopes).split(' ')) if (s) realm.searchParams.append('scope', s);
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    const c = await this.credentials();
+    if (c) {
+      this.canSendSecrets(realm);
+      headers.Authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+    }
+    const res = await this.transport.send({ method: 'GET', url: realm, headers, what: `token for ${this.domain}` });
+    if (res.status !== 200) {
+      discard(res.body);
+      throw new RegistryError(
+        res.status === 401 || res.status === 403
+          ? `registry ${this.domain}: ${c ? `credentials from ${c.source} were refused` : 'anonymous access refused'} by its token service (${res.status})`
+          : `registry ${this.domain}: token service answered ${res.status}`,
+        { status: res.status === 403 ? 403 : res.status === 401 ? 401 : undefined },
+      );
+    }
+    const body = await readBody(res.body, 1 << 20, `token for ${this.domain}`);
+    let j: { token?: string; access_token?: string; expires_in?: number };
+    try {
+      j = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new RegistryError(`registry ${this.domain}: token service gave invalid JSON`);
+    }
+    const value = j.token ?? j.access_token;
+    if (!value || typeof value !== 'string') throw new RegistryError(`registry ${this.domain}: token service gave no token`);
+    const ttl = typeof j.expires_in === 'number' && j.expires_in > 0 ? j.expires_in : 60;
+    const t = { value, expiresAt: Date.now() + ttl * 1000 };
+    this.tokens.set(this.scopeKey(scopes), t);
+    return t;
+  }
+
+  /** Take a 401's challenge into account. Returns false when nothing new can be tried. */
+  private async onChallenge(res: HttpResponse, scopes: Array<[string, string]>, tried: boolean): Promise<boolean> {
+    const chs = parseChallenges(res.headers['www-authenticate']);
+    const bearer = chs.find((c) => c.scheme === 'bearer' && c.params.realm);
+    if (bearer) {
+      const fresh = !this.bearer || this.bearer.realm !== bearer.params.realm;
+      this.bearer = { realm: bearer.params.realm, service: bearer.params.service };
+      this.tokens.delete(this.scopeKey(scopes));
+      return fresh || !tried;
+    }
+    if (chs.some((c) => c.scheme === 'basic')) {
+      const c = await this.credentials();
+      if (!c || (this.basic && tried)) return false;
+      this.basic = true;
+      return true;
+    }
+    return false;
+  }
+
+  /** Send a request with auth; 401 challenges are answered once. The caller handles other statuses. */
+  async request(req: RegistryRequest): Promise<HttpResponse> {
+    let challenged = false;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const url = /^https?:\/\//.test(req.path) ? new URL(req.path) : new URL(req.path, this.base());
+      const headers: Record<string, string> = { ...(req.headers ?? {}) };
+      const auth = await this.authHeader(req.scopes);
+      if (auth) {
+        this.canSendSecrets(url);
+        headers.Authorization = auth;
+      }
+      let res: HttpResponse;
+      try {
+        res = await this.transport.send({ method: req.method, url, headers, body: req.body, what: req.what, noRedirect: req.noRedirect });
+      } catch (e) {
+        if (this.scheme === undefined && url.protocol === 'https:' && isTlsError(e) && this.httpAllowed()) {
+          this.scheme = 'http:';
+          continue;
+        }
+        if (isTlsError(e)) {
+          throw new RegistryError(`${req.what}: TLS with ${this.host} failed (${(e as Error).message.replace(/^.*?: https:\/\/\S+: /, '')})${this.insecure ? '' : '; --insecure skips verification, --ca-file adds a CA'}`);
+        }
+        throw e;
+      }
+      this.scheme ??= url.protocol as 'https:' | 'http:';
+      if (res.status === 401) {
+        const again = await this.onChallenge(res, req.scopes, challenged);
+        discard(res.body);
+        if (again && !challenged) {
+          challenged = true;
+          continue;
+        }
+        const c = await this.credentials();
+        const repo = req.scopes.map((s) => s[0]).join(', ');
+        throw new RegistryError(
+          c ? `registry ${this.domain}: credentials from ${c.source} were refused for ${repo} (401)`
+            : `registry ${this.domain}: authentication required for ${repo} (401); run imgtool login ${this.domain}`,
+          { status: 401 },
+        );
+      }
+      return res;
+    }
+    throw new RegistryError(`${req.what}: authentication did not settle`);
+  }
+
+  /** Turn an unexpected response into one clear error line (the body's distribution error codes). */
+  async fail(res: HttpResponse, what: string): Promise<never> {
+    let detail = '';
+    try {
+      const b = await readBody(res.body, 64 * 1024, what);
+      const j = JSON.parse(b.toString('utf8')) as { errors?: Array<{ code?: string; message?: string }> };
+      if (Array.isArray(j.errors) && j.errors.length) {
+        detail = j.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+      }
+    } catch {
+      /* no JSON body */
+    }
+    const reason =
+      res.status === 404 ? 'not found' : res.status === 403 ? 'permission denied' : res.status === 401 ? 'unauthorized' : `HTTP ${res.status}`;
+    throw new RegistryError(`${what}: ${reason}${detail ? ` (${detail.slice(0, 300)})` : ''} (${res.status})`, { status: res.status });
+  }
+}
