@@ -177,7 +177,8 @@ export class RegistryClient {
     for (let attempt = 0; attempt < 3; attempt++) {
       const url = /^https?:\/\//.test(req.path) ? new URL(req.path) : new URL(req.path, this.base());
       const headers: Record<string, string> = { ...(req.headers ?? {}) };
-      const auth = await this.authHeader(req.scopes);
+      // Credentials only for the registry itself (an upload Location may point elsewhere).
+      const auth = url.host === this.base().host ? await this.authHeader(req.scopes) : undefined;
       if (auth) {
         this.canSendSecrets(url);
         headers.Authorization = auth;
@@ -186,12 +187,13 @@ export class RegistryClient {
       try {
         res = await this.transport.send({ method: req.method, url, headers, body: req.body, what: req.what, noRedirect: req.noRedirect });
       } catch (e) {
-        if (this.scheme === undefined && url.protocol === 'https:' && isTlsError(e) && this.httpAllowed()) {
+        if (this.scheme !== 'https:' && url.protocol === 'https:' && isTlsError(e) && this.httpAllowed()) {
           this.scheme = 'http:';
           continue;
         }
         if (isTlsError(e)) {
-          throw new RegistryError(`${req.what}: TLS with ${this.host} failed (${(e as Error).message.replace(/^.*?: https:\/\/\S+: /, '')})${this.insecure ? '' : '; --insecure skips verification, --ca-file adds a CA'}`);
+          const why = (e as { causeMessage?: string }).causeMessage ?? (e as Error).message;
+          throw new RegistryError(`${req.what}: TLS with ${this.host} failed: ${tlsReason(why)}${this.insecure ? '' : '; --insecure skips verification, --ca-file adds a CA'}`);
         }
         throw e;
       }
@@ -232,4 +234,11 @@ export class RegistryClient {
       res.status === 404 ? 'not found' : res.status === 403 ? 'permission denied' : res.status === 401 ? 'unauthorized' : `HTTP ${res.status}`;
     throw new RegistryError(`${what}: ${reason}${detail ? ` (${detail.slice(0, 300)})` : ''} (${res.status})`, { status: res.status });
   }
+}
+
+/** One short line for a TLS failure (OpenSSL messages are long and multi-line). */
+function tlsReason(msg: string): string {
+  if (/wrong version number/i.test(msg)) return 'the server does not speak TLS (plain HTTP?)';
+  const m = /(self[- ]signed certificate[^\n:]*|unable to verify the first certificate|certificate has expired|Hostname\/IP does not match[^\n]*|unable to get local issuer certificate)/i.exec(msg);
+  return m ? m[1] : msg.split('\n')[0].slice(0, 200);
 }
