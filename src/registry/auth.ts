@@ -116,10 +116,10 @@ function decodeEntry(e: AuthEntry, file: string, host: string): Credentials | un
 }
 
 /** Run `docker-credential-NAME ACTION` with `input` on stdin. */
-function credHelper(name: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
+function credHelper(name: string, action: 'get' | 'store' | 'erase', input: string, e: AuthEnv): Promise<string> {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return Promise.reject(new InvalidArgumentError(`invalid credential helper name ${JSON.stringify(name)}`));
   return new Promise((resolve, reject) => {
-    const child = execFile(`docker-credential-${name}`, [action], { timeout: 30_000, maxBuffer: 1 << 20 }, (err, stdout) => {
+    const child = execFile(`docker-credential-${name}`, [action], { timeout: 30_000, maxBuffer: 1 << 20, env: e.env ?? process.env }, (err, stdout) => {
       if (err) {
         const out = String(stdout ?? '').trim();
         // Helpers answer "credentials not found in native keychain" for unknown hosts.
@@ -147,7 +147,7 @@ export async function findCredentials(registry: string, e: AuthEnv = {}): Promis
   const cfg = readConfig(file);
   const helper = helperFor(cfg, host);
   if (helper) {
-    const out = await credHelper(helper, 'get', configKey(host));
+    const out = await credHelper(helper, 'get', configKey(host), e);
     if (out.trim()) {
       try {
         const j = JSON.parse(out) as { Username?: string; Secret?: string };
@@ -206,7 +206,7 @@ export async function storeCredentials(registry: string, username: string, passw
   const cfg = readConfig(file) ?? {};
   const helper = helperFor(cfg, host);
   if (helper) {
-    await credHelper(helper, 'store', JSON.stringify({ ServerURL: configKey(host), Username: username, Secret: password }));
+    await credHelper(helper, 'store', JSON.stringify({ ServerURL: configKey(host), Username: username, Secret: password }), e);
     return { where: `docker-credential-${helper}` };
   }
   const auths: Record<string, AuthEntry> = cfg.auths && typeof cfg.auths === 'object' ? { ...cfg.auths } : {};
@@ -224,7 +224,7 @@ export async function eraseCredentials(registry: string, e: AuthEnv = {}): Promi
   const cfg = readConfig(file);
   const helper = helperFor(cfg, host);
   if (helper) {
-    await credHelper(helper, 'erase', configKey(host));
+    await credHelper(helper, 'erase', configKey(host), e);
     return { removed: true, where: `docker-credential-${helper}` };
   }
   if (!cfg?.auths) return { removed: false, where: file };
