@@ -7,6 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import * as http from 'node:http';
+import { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { rmrf, runCli, tmpDir } from '../helpers/cli';
 import { requirePeer, startRegistry, stopRegistry, startContainerd, stopContainerd, ctr, whichBinary } from '../helpers/peers';
@@ -161,6 +163,75 @@ describe('registry pull/push against docker-registry', () => {
     expect(r.stderr).toContain(l.digest);
     const ls = await imgtoolJson(dst, ['images']);
     expect(ls).toEqual([]);
+  });
+
+  /** A TCP-level proxy in front of the real registry that cuts blob downloads of `digest` half-way (`cuts` times). */
+  async function cuttingProxy(digest: string, cuts: number): Promise<{ host: string; close: () => Promise<void>; blobGets: () => number }> {
+    const [rh, rp] = reg.split(':');
+    let gets = 0;
+    const srv = http.createServer((req, res) => {
+      const isBlob = req.method === 'GET' && req.url?.includes(`/blobs/${digest}`);
+      const up = http.request({ host: rh, port: Number(rp), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        if (!isBlob) {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          return void ur.pipe(res);
+        }
+        gets++;
+        const cut = gets <= cuts;
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        let sent = 0;
+        const total = Number(ur.headers['content-length'] ?? 0);
+        ur.on('data', (c: Buffer) => {
+          if (cut && sent + c.length > total / 2) {
+            res.write(c.subarray(0, Math.max(0, Math.floor(total / 2) - sent)));
+            ur.destroy();
+            res.socket?.destroy();
+            return;
+          }
+          sent += c.length;
+          res.write(c);
+        });
+        ur.on('end', () => res.end());
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    return {
+      host: `127.0.0.1:${(srv.address() as AddressInfo).port}`,
+      blobGets: () => gets,
+      close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }),
+    };
+  }
+
+  it('a blob download cut once is restarted and the pull succeeds; cut every time, it fails after bounded attempts and registers nothing', async () => {
+    if (!HAVE) return;
+    await imgtool(src, ['push', `${reg}/one:1`, '--insecure']);
+    const layer = img.layers[1].digest; // the 2 MiB layer
+    const once = await cuttingProxy(layer, 1);
+    try {
+      const dst = path.join(dir, 'dst-cut1');
+      const r = await imgtoolJson(dst, ['pull', `${once.host}/one:1`, '--insecure', '--no-unpack']);
+      expect(r.images[0].digest).toBe(img.descriptor.digest);
+      expect(once.blobGets()).toBe(2);
+    } finally {
+      await once.close();
+    }
+    const always = await cuttingProxy(layer, 1000);
+    try {
+      const dst = path.join(dir, 'dst-cut2');
+      const r = await runCli(['pull', `${always.host}/one:1`, '--insecure', '--no-unpack'], { root: dst });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(new RegExp(`${layer}.*cut 3 times`));
+      expect(always.blobGets()).toBe(3);
+      expect(await imgtoolJson(dst, ['images'])).toEqual([]);
+      // Nothing partial in the store: no temp files left in the ingest directory.
+      const ingest = path.join(dst, 'content', 'ingest');
+      expect(fs.existsSync(ingest) ? fs.readdirSync(ingest) : []).toEqual([]);
+    } finally {
+      await always.close();
+    }
   });
 
   it('a layer discarded after unpacking is rebuilt on push (same digests)', async () => {
