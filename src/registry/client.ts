@@ -15,7 +15,7 @@
 import { Readable } from 'node:stream';
 import { RegistryError } from '../errors';
 import { Credentials, apiHost, findCredentials, parseChallenges, AuthEnv } from './auth';
-import { HttpResponse, Transport, TransportOptions, discard, isTlsError, readBody } from './http';
+import { HttpResponse, Transport, TransportOptions, discard, isPlainHttpServer, isTlsError, readBody } from './http';
 
 export interface ClientOptions extends TransportOptions, AuthEnv {
   /** Credentials to use instead of the configured ones (login). */
@@ -53,6 +53,7 @@ export class RegistryClient {
   private basic = false;
   private bearer: { realm: string; service?: string } | undefined;
   private readonly tokens = new Map<string, Token>();
+  private readonly pendingTokens = new Map<string, Promise<Token>>();
   /** Bytes sent in request bodies (for --json). */
   bytesSent = 0;
 
@@ -97,9 +98,15 @@ export class RegistryClient {
   private async authHeader(scopes: Array<[string, string]>): Promise<string | undefined> {
     if (this.bearer) {
       const key = this.scopeKey(scopes);
-      let t = this.tokens.get(key);
-      if (!t || t.expiresAt - 10_000 < Date.now()) t = await this.fetchToken(scopes);
-      return `Bearer ${t.value}`;
+      const t = this.tokens.get(key);
+      if (t && t.expiresAt - 10_000 >= Date.now()) return `Bearer ${t.value}`;
+      // Parallel transfers share one token request per scope.
+      let p = this.pendingTokens.get(key);
+      if (!p) {
+        p = this.fetchToken(scopes).finally(() => this.pendingTokens.delete(key));
+        this.pendingTokens.set(key, p);
+      }
+      return `Bearer ${(await p).value}`;
     }
     if (this.basic) {
       const c = await this.credentials();
@@ -187,7 +194,9 @@ export class RegistryClient {
       try {
         res = await this.transport.send({ method: req.method, url, headers, body: req.body, what: req.what, noRedirect: req.noRedirect });
       } catch (e) {
-        if (this.scheme !== 'https:' && url.protocol === 'https:' && isTlsError(e) && this.httpAllowed()) {
+        // Fall back to HTTP only when the server does not speak TLS at all; a certificate
+        // that does not verify is an error, never a reason to drop TLS.
+        if (this.scheme !== 'https:' && url.protocol === 'https:' && isPlainHttpServer(e) && this.httpAllowed()) {
           this.scheme = 'http:';
           continue;
         }

@@ -70,6 +70,12 @@ export function isTlsError(e: unknown): boolean {
     code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'CERT_HAS_EXPIRED' || code === 'ERR_TLS_CERT_ALTNAME_INVALID';
 }
 
+/** HTTPS spoken to a plain-HTTP server (OpenSSL "wrong version number"). */
+export function isPlainHttpServer(e: unknown): boolean {
+  const msg = e instanceof NetworkError ? e.causeMessage : (e as Error)?.message ?? '';
+  return /wrong version number|packet length too long|http request/i.test(msg);
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Drain and discard a response body. */
