@@ -15,16 +15,18 @@
  *    verified while streaming; a blob is skipped only when that very blob is in the store — a
  *    snapshot with the same chainID is NOT a reason to skip (containerd's missing-blobs bug),
  *    so a later save or push of the image works. At most `jobs` transfers at once; a transfer
- *    cut by the network is restarted (bounded) in a fresh temp file.
+ *    cut by the network resumes with `Range` into the same writer (bounded; restarted in a
+ *    fresh temp file when the registry does not do ranges).
  * 5. All-or-nothing: the names of every REF are registered in one transaction after all their
  *    content is in (`registerNames`, shared with load), with the blob sources (for mounts); then
  *    the platforms are unpacked (`unpackOrUndo`, shared with load), which puts the names back on
  *    failure. Everything runs under the command's lease: a failed pull leaves only unreferenced
  *    content for prune, never a name.
  */
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
+import { once } from 'node:events';
 import type { Store } from '../store';
-import { ResourceHolder, MAX_JSON_SIZE } from '../content';
+import { ContentWriter, ResourceHolder, MAX_JSON_SIZE } from '../content';
 import { sha256, shortDigest } from '../digest';
 import { DigestMismatchError, InvalidArgumentError, InvalidArchiveError, NotFoundError, RegistryError, SizeMismatchError } from '../errors';
 import { Annotation, Descriptor, Index } from '../images/types';
@@ -323,28 +325,70 @@ async function fetchDoc(
   return { desc: { mediaType: doc.mediaType, digest, size: bytes.length }, doc };
 }
 
-/** Stream one blob into the content store (verified while streaming); restart on a cut connection. */
+/** Was this failure a cut connection (worth resuming)? */
+function isCut(e: unknown): boolean {
+  return isRetryableNetworkError(e) || /aborted|premature close|socket hang up/i.test((e as Error)?.message ?? '');
+}
+
+/** Copy a response body into the writer without ending it (a cut leaves the writer usable). */
+async function copyInto(body: NodeJS.ReadableStream & { destroy(): void }, w: ContentWriter): Promise<void> {
+  const onError = new Promise<never>((_, reject) => w.once('error', reject));
+  onError.catch(() => undefined);
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (!w.write(chunk)) await Promise.race([once(w, 'drain'), onError]);
+  }
+}
+
+/**
+ * Stream one blob into the content store, verified while streaming (one writer, one hash).
+ * A cut connection resumes with `Range: bytes=N-` into the same writer when the registry
+ * answers 206 from N; a registry without ranges (200) restarts in a fresh temp file. Bounded:
+ * BLOB_ATTEMPTS requests in all.
+ */
 async function fetchBlob(store: Store, client: RegistryClient, request: Requester, repo: string, d: Descriptor, what: string, opts: OneOptions): Promise<'present' | 'fetched'> {
   if (store.content.info(d.digest)?.size === d.size && store.content.attachIfPresent(d.digest, opts.lease)) return 'present';
   const task = d.size >= 1024 * 1024 ? opts.progress.task(`blob ${shortDigest(d.digest).slice(7)}`, d.size) : undefined;
+  const newWriter = () => store.content.writer({ digest: d.digest, size: d.size, lease: opts.lease, what, onProgress: (n) => task?.update(n) });
+  let w = newWriter();
   try {
     for (let attempt = 1; ; attempt++) {
-      const res = await request({ method: 'GET', path: `/v2/${repo}/blobs/${d.digest}`, scopes: [[repo, 'pull']], what });
-      if (res.status !== 200) await client.fail(res, `pull ${what} from ${client.domain}`);
-      const w = store.content.writer({ digest: d.digest, size: d.size, lease: opts.lease, what, onProgress: (n) => task?.update(n) });
+      const offset = w.written;
+      const res = await request({
+        method: 'GET', path: `/v2/${repo}/blobs/${d.digest}`, scopes: [[repo, 'pull']], what,
+        headers: offset > 0 && offset < d.size ? { Range: `bytes=${offset}-` } : undefined,
+      });
+      if (offset > 0 && res.status === 206) {
+        const cr = String(res.headers['content-range'] ?? '');
+        if (!cr.startsWith(`bytes ${offset}-`)) {
+          discard(res.body);
+          throw new RegistryError(`${what}: the registry answered the resume from byte ${offset} with range ${JSON.stringify(cr)}`);
+        }
+      } else if (res.status === 200) {
+        if (offset > 0) {
+          // No range support: start again from the first byte.
+          await w.abort();
+          w = newWriter();
+        }
+      } else {
+        await client.fail(res, `pull ${what} from ${client.domain}`);
+      }
       try {
-        await pipeline(res.body, w);
-        await w.commit();
-        return 'fetched';
+        await copyInto(res.body, w);
+        break;
       } catch (e) {
-        await w.abort();
         res.body.destroy();
-        const cut = isRetryableNetworkError(e) || /aborted|premature close/i.test((e as Error).message);
-        if (cut && attempt < BLOB_ATTEMPTS) continue;
-        if (cut) throw new RegistryError(`${what}: the connection was cut ${attempt} times; giving up`);
-        throw e;
+        if (!isCut(e)) throw e;
+        if (attempt >= BLOB_ATTEMPTS) throw new RegistryError(`${what}: the connection was cut ${attempt} times; giving up`);
       }
     }
+    w.end();
+    await finished(w);
+    await w.commit();
+    return 'fetched';
+  } catch (e) {
+    if (!w.destroyed) w.destroy(e as Error);
+    await w.abort();
+    throw e;
   } finally {
     task?.finish();
   }

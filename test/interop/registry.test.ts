@@ -166,9 +166,10 @@ describe('registry pull/push against docker-registry', () => {
   });
 
   /** A TCP-level proxy in front of the real registry that cuts blob downloads of `digest` half-way (`cuts` times). */
-  async function cuttingProxy(digest: string, cuts: number): Promise<{ host: string; close: () => Promise<void>; blobGets: () => number }> {
+  async function cuttingProxy(digest: string, cuts: number): Promise<{ host: string; close: () => Promise<void>; blobGets: () => number; ranges: Array<string | undefined> }> {
     const [rh, rp] = reg.split(':');
     let gets = 0;
+    const ranges: Array<string | undefined> = [];
     const srv = http.createServer((req, res) => {
       const isBlob = req.method === 'GET' && req.url?.includes(`/blobs/${digest}`);
       const up = http.request({ host: rh, port: Number(rp), method: req.method, path: req.url, headers: req.headers }, (ur) => {
@@ -177,10 +178,12 @@ describe('registry pull/push against docker-registry', () => {
           return void ur.pipe(res);
         }
         gets++;
+        ranges.push(req.headers.range);
         const cut = gets <= cuts;
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         let sent = 0;
         const total = Number(ur.headers['content-length'] ?? 0);
+        // (a Range answer is cut too: half of what is left)
         ur.on('data', (c: Buffer) => {
           if (cut && sent + c.length > total / 2) {
             res.write(c.subarray(0, Math.max(0, Math.floor(total / 2) - sent)));
@@ -200,11 +203,12 @@ describe('registry pull/push against docker-registry', () => {
     return {
       host: `127.0.0.1:${(srv.address() as AddressInfo).port}`,
       blobGets: () => gets,
+      ranges,
       close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }),
     };
   }
 
-  it('a blob download cut once is restarted and the pull succeeds; cut every time, it fails after bounded attempts and registers nothing', async () => {
+  it('a blob download cut once resumes with one Range request and the pull succeeds; cut every time, it fails after bounded attempts and registers nothing', async () => {
     if (!HAVE) return;
     await imgtool(src, ['push', `${reg}/one:1`, '--insecure']);
     const layer = img.layers[1].digest; // the 2 MiB layer
@@ -214,6 +218,10 @@ describe('registry pull/push against docker-registry', () => {
       const r = await imgtoolJson(dst, ['pull', `${once.host}/one:1`, '--insecure', '--no-unpack']);
       expect(r.images[0].digest).toBe(img.descriptor.digest);
       expect(once.blobGets()).toBe(2);
+      expect(once.ranges[0]).toBeUndefined();
+      const m = /^bytes=(\d+)-$/.exec(once.ranges[1] ?? '');
+      expect(m).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThan(0);
     } finally {
       await once.close();
     }
