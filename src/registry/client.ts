@@ -12,12 +12,16 @@
  * `expires_in` (default 60 s) runs out. One retry per request after a challenge (the body is a
  * factory and reopened); a second 401 is a clear error naming the registry and repository.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../errors';
 import { Credentials, apiHost, findCredentials, parseChallenges, AuthEnv } from './auth';
 import { HttpResponse, Transport, TransportOptions, discard, isPlainHttpServer, isTlsError, readBody } from './http';
 
 export interface ClientOptions extends TransportOptions, AuthEnv {
+  /** Docker's per-registry certificate directories (default `$IMGTOOL_CERTS_D` or /etc/docker/certs.d). */
+  certsDir?: string;
   /** Credentials to use instead of the configured ones (login). */
   credentials?: Credentials | null;
 }
@@ -32,6 +36,24 @@ export interface RegistryRequest {
   body?: Buffer | (() => Readable);
   what: string;
   noRedirect?: boolean;
+}
+
+/**
+ * As docker and containerd read `/etc/docker/certs.d/HOST[:PORT]/`: every `*.crt` is a CA,
+ * `NAME.cert` + `NAME.key` a client certificate.
+ */
+function certsFor(dir: string, host: string): { ca?: string[]; cert?: string; key?: string } {
+  const d = path.join(dir, host);
+  let names: string[];
+  try {
+    names = fs.readdirSync(d).sort();
+  } catch {
+    return {};
+  }
+  const read = (n: string) => fs.readFileSync(path.join(d, n), 'utf8');
+  const ca = names.filter((n) => n.endsWith('.crt')).map(read);
+  const cert = names.find((n) => n.endsWith('.cert') && names.includes(n.replace(/\.cert$/, '.key')));
+  return { ca: ca.length ? ca : undefined, ...(cert ? { cert: read(cert), key: read(cert.replace(/\.cert$/, '.key')) } : {}) };
 }
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
@@ -60,7 +82,7 @@ export class RegistryClient {
   constructor(domain: string, private readonly opts: ClientOptions = {}) {
     this.domain = domain;
     this.host = apiHost(domain);
-    this.transport = new Transport(opts);
+    this.transport = new Transport({ ...opts, ...certsFor(opts.certsDir ?? (opts.env ?? process.env).IMGTOOL_CERTS_D ?? '/etc/docker/certs.d', this.host) });
     this.creds = opts.credentials;
   }
 

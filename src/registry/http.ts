@@ -17,7 +17,7 @@ import * as https from 'node:https';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import { Readable } from 'node:stream';
-import { RegistryError } from '../errors';
+import { InvalidArgumentError, RegistryError } from '../errors';
 import { cancelledError } from '../cancel';
 
 export interface TransportOptions {
@@ -25,6 +25,11 @@ export interface TransportOptions {
   insecure?: boolean;
   /** Extra CA certificates (PEM file). */
   caFile?: string;
+  /** More CA certificates (PEM text), e.g. from /etc/docker/certs.d/HOST/*.crt. */
+  ca?: string[];
+  /** Client certificate and key (PEM text), e.g. /etc/docker/certs.d/HOST/client.cert + .key. */
+  cert?: string;
+  key?: string;
   /** Attempts after the first on retryable failures. */
   retries?: number;
   /** Base backoff in ms (doubles each attempt). */
@@ -111,10 +116,18 @@ export class Transport {
   private readonly backoffMs: number;
 
   constructor(readonly opts: TransportOptions = {}) {
-    const ca = opts.caFile ? [fs.readFileSync(opts.caFile)] : undefined;
+    const extra = [...(opts.ca ?? [])];
+    if (opts.caFile) {
+      try {
+        extra.push(fs.readFileSync(opts.caFile, 'utf8'));
+      } catch (e) {
+        throw new InvalidArgumentError(`--ca-file ${opts.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
     this.httpsAgent = new https.Agent({
       keepAlive: true, maxSockets: 16, rejectUnauthorized: !opts.insecure,
-      ...(ca ? { ca: [...tls.rootCertificates, ...ca.map(String)] } : {}),
+      ...(extra.length ? { ca: [...tls.rootCertificates, ...extra] } : {}),
+      ...(opts.cert && opts.key ? { cert: opts.cert, key: opts.key } : {}),
     });
     this.retries = opts.retries ?? 3;
     this.backoffMs = opts.backoffMs ?? 200;

@@ -140,6 +140,12 @@ describe('registry over TLS with token auth', () => {
     const dst = path.join(dir, 'dst1');
     const g = await imgtoolJson(dst, ['pull', `${reg}/other/app:1`, '--ca-file', ca, '--no-unpack'], env);
     expect(g.images[0].digest).toBe(digest);
+    // The CA from Docker's certs.d layout (HOST:PORT/ca.crt) instead of --ca-file.
+    const certsD = path.join(dir, 'certs.d');
+    fs.mkdirSync(path.join(certsD, reg), { recursive: true });
+    fs.copyFileSync(ca, path.join(certsD, reg, 'ca.crt'));
+    const c = await imgtoolJson(path.join(dir, 'dst3'), ['pull', `${reg}/team/app:1`, '--no-unpack'], { ...env, IMGTOOL_CERTS_D: certsD });
+    expect(c.images[0].digest).toBe(digest);
     // --insecure: unverified TLS works without the CA.
     const i = await imgtoolJson(path.join(dir, 'dst2'), ['pull', `${reg}/team/app:1`, '--insecure', '--no-unpack'], env);
     expect(i.images[0].digest).toBe(digest);
