@@ -41,7 +41,7 @@ describe('registry pull/push against docker-registry', () => {
     const l3 = await b.layer([{ path: 'arm', content: 'arm64\n' }]);
     img = b.image({ layers: [l1, l2], platform: 'linux/amd64' });
     const arm = b.image({ layers: [l1, l3], platform: 'linux/arm64' });
-    const idx = b.index({ images: [img, arm], format: 'oci' });
+    const idx = b.index({ images: [img, arm], format: 'oci', attestations: true });
     multiDigest = idx.descriptor.digest;
     await b.ociArchive(path.join(dir, 'one.tar'), { images: [{ target: img, names: [`${reg}/one:1`] }] });
     await b.ociArchive(path.join(dir, 'multi.tar'), { images: [{ target: idx, names: [`${reg}/multi:1`] }] });
@@ -82,7 +82,7 @@ describe('registry pull/push against docker-registry', () => {
     }
   });
 
-  it('a push of an index and its pull by digest and --all-platforms keep the index digest; --digests adds NAME@DIGEST', async () => {
+  it('a push of an index (with attestations) and its pull by digest and --all-platforms keep the index digest, and push it back identically; --digests adds NAME@DIGEST', async () => {
     if (!HAVE) return;
     const p = await imgtoolJson(src, ['push', `${reg}/multi:1`, '--insecure']);
     expect(p.digest).toBe(multiDigest);
@@ -91,6 +91,10 @@ describe('registry pull/push against docker-registry', () => {
     expect(r.images[0].names).toEqual([`${reg}/multi@${multiDigest}`]);
     expect(r.images[0].platforms.sort()).toEqual(['linux/amd64', 'linux/arm64']);
     expect(r.images[0].partial).toBe(false);
+    // A byte-identical mirror (attestations included): pushing what --all-platforms pulled keeps the index digest.
+    const mirror = await imgtoolJson(dst, ['push', `${reg}/multi@${multiDigest}`, `${reg}/mirror:1`, '--insecure']);
+    expect(mirror.digest).toBe(multiDigest);
+    expect(mirror.changes).toEqual([]);
     const t = await imgtoolJson(dst, ['pull', `${reg}/multi:1`, '--insecure', '--digests', '--platform', 'linux/arm64', '--no-unpack']);
     expect(t.images[0].names).toEqual([`${reg}/multi:1`, `${reg}/multi@${multiDigest}`]);
   });
