@@ -230,6 +230,15 @@ export class RegistryClient {
       }
       this.scheme ??= url.protocol as 'https:' | 'http:';
       if (res.status === 401) {
+        if (challenged && this.bearer) {
+          // A token was sent and lacks the access: a permission problem, not bad credentials.
+          const ch = parseChallenges(res.headers['www-authenticate']).find((c) => c.scheme === 'bearer');
+          if (ch?.params.error === 'insufficient_scope') {
+            discard(res.body);
+            const [repo, actions] = req.scopes[req.scopes.length - 1] ?? ['', ''];
+            throw new RegistryError(`registry ${this.domain}: no permission to ${actions.includes('push') ? 'push to' : 'pull from'} ${repo} (insufficient_scope)`, { status: 403 });
+          }
+        }
         const again = await this.onChallenge(res, req.scopes, challenged);
         discard(res.body);
         if (again && !challenged) {

@@ -56,13 +56,14 @@ describe('registry over TLS with token auth', () => {
       scopesAsked.push(scopes);
       const auth = req.headers.authorization ?? '';
       const user = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : '';
-      if (user !== 'alice:tok-pw') {
+      if (user !== 'alice:tok-pw' && user !== 'reader:read-pw') {
         res.writeHead(401).end('{"details":"bad credentials"}');
         return;
       }
       const access = scopes.map((s) => {
         const [type, name, actions] = [s.split(':')[0], s.split(':').slice(1, -1).join(':'), s.split(':').pop()!];
-        return { type, name, actions: actions.split(',') };
+        // `reader` may only pull.
+        return { type, name, actions: actions.split(',').filter((a) => user.startsWith('alice:') || a === 'pull') };
       });
       const now = Math.floor(Date.now() / 1000);
       const header = b64url(JSON.stringify({ typ: 'JWT', alg: 'RS256', x5c: [tokDer.toString('base64')] }));
@@ -149,5 +150,20 @@ describe('registry over TLS with token auth', () => {
     // --insecure: unverified TLS works without the CA.
     const i = await imgtoolJson(path.join(dir, 'dst2'), ['pull', `${reg}/team/app:1`, '--insecure', '--no-unpack'], env);
     expect(i.images[0].digest).toBe(digest);
+  });
+
+  it('no permission (a token without push) is one clear line naming the repository; the tag stays untouched', async () => {
+    if (!HAVE) return;
+    const renv = { ...env, DOCKER_CONFIG: path.join(dir, 'docker-reader') };
+    const l = await runCli(['login', reg, '-u', 'reader', '--password-stdin', '--ca-file', ca], { env: renv, input: Buffer.from('read-pw\n') });
+    expect(l.code).toBe(0);
+    const r = await runCli(['push', `${reg}/team/app:1`, `${reg}/readonly/app:1`, '--ca-file', ca], { root: path.join(dir, 'src'), env: renv });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^imgtool: error: registry 127\.0\.0\.1:\d+: no permission to push to readonly\/app \(insufficient_scope\)$/)]);
+    const none = await runCli(['pull', `${reg}/readonly/app:1`, '--ca-file', ca, '--no-unpack'], { root: path.join(dir, 'dst5'), env });
+    expect(none.stderr).toMatch(/not found .*\(404\)/);
+    // reader can still pull.
+    const g = await imgtoolJson(path.join(dir, 'dst4'), ['pull', `${reg}/team/app:1`, '--ca-file', ca, '--no-unpack'], renv);
+    expect(g.images[0].digest).toBe(digest);
   });
 });
