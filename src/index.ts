@@ -62,3 +62,4 @@ export { namesForImage, defaultDigestBase, checkBaseName } from './archive/namin
 export type { NamingOptions, NameInput, NameResult } from './archive/naming';
 export { loadArchive } from './archive/load';
 export type { LoadOptions, LoadResult } from './archive/load';
+export * from './registry';

@@ -241,16 +241,32 @@ async function importInto(store: Store, input: ArchiveInputSource, opts: ImportO
     if (!had) fresh.add(d.digest);
   }
 
-  // One transaction: check the closure is still all there, then the names.
-  store.meta.write(() => {
+  result.previous = registerNames(store, registrations, needed, { lease: opts.lease });
+  return result;
+}
+
+/**
+ * Register `registrations` in ONE write transaction, after checking every blob of `needed`
+ * is (still) in the store; `also` runs inside the same transaction. Returns what each name
+ * pointed at before (for `undoNames`). Shared by `load` and `pull`.
+ */
+export function registerNames(
+  store: Store,
+  registrations: Array<{ name: string; target: Descriptor }>,
+  needed: Descriptor[],
+  opts: { lease?: ResourceHolder; verb?: string; also?: () => void } = {},
+): Array<{ name: string; target?: Descriptor }> {
+  const verb = opts.verb ?? 'load';
+  return store.meta.write(() => {
     const missing = [...new Set(needed.map((d) => d.digest))].filter((dg) => !store.content.has(dg));
     if (missing.length) {
-      throw new MissingContentError(`${missing.length} blob(s) vanished from the store during the load (pruned?); nothing loaded`, missing);
+      throw new MissingContentError(`${missing.length} blob(s) vanished from the store during the ${verb} (pruned?); nothing ${verb === 'load' ? 'loaded' : 'registered'}`, missing);
     }
-    result.previous = registrations.map((r) => ({ name: r.name, target: store.images.get(r.name)?.target }));
+    const previous = registrations.map((r) => ({ name: r.name, target: store.images.get(r.name)?.target }));
     for (const r of registrations) store.images.put(r.name, r.target, opts.lease);
+    opts.also?.();
+    return previous;
   });
-  return result;
 }
 
 function normalizeIndexName(n: string): string {

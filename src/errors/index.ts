@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'UNSAFE_PATH'
   | 'PRECONDITION'
   | 'CANCELLED'
+  | 'REGISTRY'
+  | 'UNAUTHORIZED'
   | 'INTERNAL';
 
 export class ImgtoolError extends Error {
@@ -85,6 +87,16 @@ export class CancelledError extends ImgtoolError {
   constructor(message: string) {
     super('CANCELLED', message);
     this.name = 'CancelledError';
+  }
+}
+
+/** A registry refused or failed a request (src/registry); `status` is the HTTP status when there was one. */
+export class RegistryError extends ImgtoolError {
+  readonly status?: number;
+  constructor(message: string, opts: { status?: number; code?: ErrorCode; details?: string[] } = {}) {
+    super(opts.code ?? (opts.status === 401 || opts.status === 403 ? 'UNAUTHORIZED' : opts.status === 404 ? 'NOT_FOUND' : 'REGISTRY'), message, opts.details ?? []);
+    this.name = 'RegistryError';
+    this.status = opts.status;
   }
 }
 

@@ -12,6 +12,8 @@
  *  - snapshots                      unpacked layers keyed by chainID with parent (src/snapshots)
  *  - snapshot_content (view)        every blob known for a snapshot = the variants of its diffID
  *  - leases, lease_resources        GC roots held by users and running processes (src/leases)
+ *  - blob_sources                   registry + repository each blob was pulled from or pushed to: a hint
+ *                                   for cross-repository mounts on push (src/registry); never trusted for content
  */
 export const MIGRATIONS: string[] = [
   `
@@ -97,5 +99,15 @@ export const MIGRATIONS: string[] = [
     WHERE NOT (compression = 'none' AND digest = diff_id);
   DELETE FROM variants WHERE NOT (compression = 'none' AND digest = diff_id);
   DELETE FROM content_labels WHERE key = 'containerd.io/uncompressed' AND digest NOT IN (SELECT digest FROM variants);
+  `,
+  // 3: where blobs came from / went to on a registry (src/registry), for cross-repository mounts.
+  `
+  CREATE TABLE blob_sources (
+    digest      TEXT NOT NULL,
+    registry    TEXT NOT NULL,
+    repository  TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (digest, registry, repository)
+  );
   `,
 ];

@@ -1,0 +1,13 @@
+import { ImgtoolCommand, Args, logout } from '../src/index';
+
+export default class Logout extends ImgtoolCommand<typeof Logout> {
+  static override description = 'Remove the stored credentials of a registry (credential helper, else config.json, rewritten atomically).';
+
+  static override args = { registry: Args.string({ required: true, description: 'registry host' }) };
+
+  async run(): Promise<void> {
+    const r = await logout(this.args.registry);
+    if (this.flags.json) return this.outJSON(r);
+    this.out(r.removed ? `removed credentials for ${r.registry} from ${r.where}` : `not logged in to ${r.registry}`);
+  }
+}

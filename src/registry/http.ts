@@ -1,0 +1,243 @@
+/**
+ * HTTP transport for the registry client: node:http/https (not fetch) because uploads stream a
+ * blob with an exact Content-Length and downloads must be consumed as node streams; keep-alive
+ * agents, one pair per client.
+ *
+ * Rules enforced here, whatever the caller asks:
+ *  - Redirects are followed by imgtool itself (at most 8). A change of origin drops the
+ *    `Authorization` header; https -> http is refused. Redirect URLs (presigned URLs are
+ *    credentials) never appear in errors: only their origin does.
+ *  - Retries with exponential backoff (bounded: `retries`, default 3) on 5xx, 429 (honouring
+ *    `Retry-After`, capped) and connection resets/refusals; a request body is a factory so it
+ *    can be reopened from the store for each attempt (a streamed body cannot be replayed).
+ *  - No header value is ever logged or put in an error.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as fs from 'node:fs';
+import * as tls from 'node:tls';
+import { Readable } from 'node:stream';
+import { InvalidArgumentError, RegistryError } from '../errors';
+import { cancelledError } from '../cancel';
+
+export interface TransportOptions {
+  /** Unverified TLS (and plain HTTP, decided by the client). */
+  insecure?: boolean;
+  /** Extra CA certificates (PEM file). */
+  caFile?: string;
+  /** More CA certificates (PEM text), e.g. from /etc/docker/certs.d/HOST/*.crt. */
+  ca?: string[];
+  /** Client certificate and key (PEM text), e.g. /etc/docker/certs.d/HOST/client.cert + .key. */
+  cert?: string;
+  key?: string;
+  /** Attempts after the first on retryable failures. */
+  retries?: number;
+  /** Base backoff in ms (doubles each attempt). */
+  backoffMs?: number;
+}
+
+export interface HttpRequest {
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  /** A body, or a factory reopening it for each attempt. */
+  body?: Buffer | (() => Readable);
+  /** What the request is for, in errors: `manifest docker.io/x:1`. */
+  what: string;
+  /** Do not follow redirects (the caller wants the Location, e.g. upload sessions). */
+  noRedirect?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+  /** URL that answered (after redirects). */
+  url: URL;
+}
+
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 8;
+const MAX_RETRY_AFTER_MS = 10_000;
+
+/** Is this a network error worth retrying? */
+export function isRetryableNetworkError(e: unknown): boolean {
+  const code = e instanceof NetworkError ? e.netCode : (e as NodeJS.ErrnoException)?.code;
+  return !!code && RETRYABLE_CODES.has(code);
+}
+
+/** TLS-level failure (plain HTTP server, bad certificate): not retried. */
+export function isTlsError(e: unknown): boolean {
+  const code = (e instanceof NetworkError ? e.netCode : (e as NodeJS.ErrnoException)?.code) ?? '';
+  const msg = e instanceof NetworkError ? e.causeMessage : (e as Error)?.message ?? '';
+  return code === 'EPROTO' || code.startsWith('ERR_SSL') || /wrong version number|SSL routines|certificate|self.signed|unable to verify/i.test(msg) ||
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'CERT_HAS_EXPIRED' || code === 'ERR_TLS_CERT_ALTNAME_INVALID';
+}
+
+/** HTTPS spoken to a plain-HTTP server (OpenSSL "wrong version number"). */
+export function isPlainHttpServer(e: unknown): boolean {
+  const msg = e instanceof NetworkError ? e.causeMessage : (e as Error)?.message ?? '';
+  return /wrong version number|packet length too long|http request/i.test(msg);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Drain and discard a response body. */
+export function discard(res: http.IncomingMessage): void {
+  res.resume();
+  res.on('error', () => undefined);
+}
+
+/** Read a (small) response body, refusing more than `cap` bytes. */
+export async function readBody(res: http.IncomingMessage, cap: number, what: string): Promise<Buffer> {
+  const len = Number(res.headers['content-length']);
+  if (Number.isFinite(len) && len > cap) {
+    res.destroy();
+    throw new RegistryError(`${what}: ${len} bytes, over the ${cap}-byte limit`, { code: 'INVALID_ARGUMENT' });
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res) {
+    n += (c as Buffer).length;
+    if (n > cap) {
+      res.destroy();
+      throw new RegistryError(`${what}: more than the ${cap}-byte limit`, { code: 'INVALID_ARGUMENT' });
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export class Transport {
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  private readonly httpsAgent: https.Agent;
+  readonly retries: number;
+  private readonly backoffMs: number;
+
+  constructor(readonly opts: TransportOptions = {}) {
+    const extra = [...(opts.ca ?? [])];
+    if (opts.caFile) {
+      try {
+        extra.push(fs.readFileSync(opts.caFile, 'utf8'));
+      } catch (e) {
+        throw new InvalidArgumentError(`--ca-file ${opts.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+    this.httpsAgent = new https.Agent({
+      keepAlive: true, maxSockets: 16, rejectUnauthorized: !opts.insecure,
+      ...(extra.length ? { ca: [...tls.rootCertificates, ...extra] } : {}),
+      ...(opts.cert && opts.key ? { cert: opts.cert, key: opts.key } : {}),
+    });
+    this.retries = opts.retries ?? 3;
+    this.backoffMs = opts.backoffMs ?? 200;
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  /** One request with redirects and retries. The caller consumes (or discards) `body`. */
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const c = cancelledError(req.what);
+      if (c) throw c;
+      let res: HttpResponse;
+      try {
+        res = await this.follow(req);
+      } catch (e) {
+        if (attempt < this.retries && isRetryableNetworkError(e)) {
+          await sleep(this.backoffMs * 2 ** attempt);
+          continue;
+        }
+        throw e;
+      }
+      if ((res.status >= 500 || res.status === 429) && attempt < this.retries) {
+        discard(res.body);
+        await sleep(retryDelay(res.headers['retry-after'], this.backoffMs * 2 ** attempt));
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private async follow(req: HttpRequest): Promise<HttpResponse> {
+    let url = req.url;
+    let method = req.method;
+    let body = req.body;
+    const headers = { ...(req.headers ?? {}) };
+    for (let hop = 0; ; hop++) {
+      const res = await this.once(method, url, headers, body, req.what);
+      if (req.noRedirect || !REDIRECTS.has(res.status) || !res.headers.location) return { ...res, url };
+      discard(res.body);
+      if (hop >= MAX_REDIRECTS) throw new RegistryError(`${req.what}: more than ${MAX_REDIRECTS} redirects (last to ${url.origin})`);
+      let next: URL;
+      try {
+        next = new URL(res.headers.location, url);
+      } catch {
+        throw new RegistryError(`${req.what}: redirect from ${url.origin} to an invalid location`);
+      }
+      if (url.protocol === 'https:' && next.protocol !== 'https:') {
+        throw new RegistryError(`${req.what}: refusing a redirect from ${url.origin} to ${next.protocol}//${next.host} (https to ${next.protocol.replace(':', '')})`);
+      }
+      if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new RegistryError(`${req.what}: redirect to unsupported scheme ${next.protocol}`);
+      if (next.origin !== url.origin) {
+        // Credentials are for the registry: never sent to blob storage or a CDN.
+        for (const k of Object.keys(headers)) if (k.toLowerCase() === 'authorization') delete headers[k];
+      }
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+        method = method === 'HEAD' ? 'HEAD' : 'GET';
+        body = undefined;
+        for (const k of Object.keys(headers)) if (/^content-/i.test(k)) delete headers[k];
+      }
+      url = next;
+    }
+  }
+
+  private once(method: string, url: URL, headers: Record<string, string>, body: HttpRequest['body'], what: string): Promise<Omit<HttpResponse, 'url'>> {
+    return new Promise((resolve, reject) => {
+      const mod = url.protocol === 'https:' ? https : http;
+      const agent = url.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
+      const h: Record<string, string> = { 'User-Agent': 'imgtool/0.1', ...headers };
+      const src = typeof body === 'function' ? body() : body;
+      if (Buffer.isBuffer(src)) h['Content-Length'] = String(src.length);
+      const r = mod.request(url, { method, headers: h, agent }, (res) => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+      });
+      r.on('error', (e) => {
+        if (src && !Buffer.isBuffer(src)) src.destroy();
+        reject(wrapNetworkError(e, url, what));
+      });
+      if (!src) r.end();
+      else if (Buffer.isBuffer(src)) r.end(src);
+      else {
+        src.on('error', (e) => r.destroy(e));
+        src.pipe(r);
+      }
+    });
+  }
+}
+
+function retryDelay(header: string | undefined, fallback: number): number {
+  if (!header) return fallback;
+  const s = Number(header);
+  if (Number.isFinite(s)) return Math.min(Math.max(0, s * 1000), MAX_RETRY_AFTER_MS);
+  const t = Date.parse(header);
+  if (Number.isFinite(t)) return Math.min(Math.max(0, t - Date.now()), MAX_RETRY_AFTER_MS);
+  return fallback;
+}
+
+/** A connection-level failure: the message names the origin only, never the path or query. */
+export class NetworkError extends RegistryError {
+  constructor(message: string, readonly netCode: string | undefined, readonly causeMessage: string) {
+    super(message);
+    this.name = 'NetworkError';
+  }
+}
+
+function wrapNetworkError(e: Error, url: URL, what: string): Error {
+  if (e instanceof RegistryError || e.name === 'CancelledError') return e;
+  const code = (e as NodeJS.ErrnoException).code;
+  return new NetworkError(`${what}: ${url.origin}: ${code ? `${code}: ` : ''}${e.message.replace(/https?:\/\/\S+/g, '<url>')}`, code, e.message);
+}
