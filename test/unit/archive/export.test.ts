@@ -210,8 +210,8 @@ describe('saveImages', () => {
     expect(err).toBeInstanceOf(MissingContentError);
     expect(err!.details).toHaveLength(2);
     expect(err!.details[0]).toContain('image docker.io/library/a:1');
-    expect(err!.details[0]).toContain(`layer 1 ${a.layers[1].desc.digest}`);
-    expect(err!.details[1]).toContain(`layer 0 ${b.layers[0].desc.digest}`);
+    expect(err!.details[0]).toContain(`layer 2 ${a.layers[1].desc.digest}`);
+    expect(err!.details[1]).toContain(`layer 1 ${b.layers[0].desc.digest}`);
     expect(fs.readdirSync(out)).toEqual([]);
 
     // Also nothing at all reaches a stream output.
@@ -281,7 +281,7 @@ describe('saveImages', () => {
     await expect(saveImages(store, ['d:1'], { output: file('dd.tar'), host, compression: 'zstd', format: 'docker' })).rejects.toThrow(/zstd/);
     const zs = await addImage(store, { layers: [{ f: 'z' }], compression: 'zstd' });
     store.images.put('docker.io/library/zs:1', zs.manifest);
-    await expect(saveImages(store, ['zs:1'], { output: file('dd.tar'), host, format: 'docker' })).rejects.toThrow(/layer 0 .* is zstd/);
+    await expect(saveImages(store, ['zs:1'], { output: file('dd.tar'), host, format: 'docker' })).rejects.toThrow(/layer 1 .* is zstd/);
     expect(fs.existsSync(file('dd.tar'))).toBe(false);
   });
 
