@@ -1,5 +1,9 @@
-import { ImgtoolCommand, Flags, Args, convertImage, withCommandLease, shortDigest, fmtBytes } from '../src/index';
-import type { Compression, ConvertResult } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { shortDigest } from '../src/digest';
+import { withCommandLease } from '../src/leases';
+import type { Compression } from '../src/compression/codecs';
+import { convertImage } from '../src/compression/convert';
+import type { ConvertResult } from '../src/compression/convert';
 
 export default class Convert extends ImgtoolCommand<typeof Convert> {
   static override description = `Write a new image DST whose layers use another compression.

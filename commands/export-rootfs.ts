@@ -1,4 +1,7 @@
-import { ImgtoolCommand, Flags, Args, exportRootfs, withCommandLease, InvalidArgumentError, fmtBytes } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { InvalidArgumentError } from '../src/errors';
+import { withCommandLease } from '../src/leases';
+import { exportRootfs } from '../src/snapshots/export';
 
 export default class ExportRootfs extends ImgtoolCommand<typeof ExportRootfs> {
   static override description = `Export an image's merged root filesystem, as a tar (like crane export) or into a directory.
@@ -25,6 +28,7 @@ empty or not exist; ownership and device nodes are applied only as root, xattrs 
     const r = await withCommandLease(this.store, this.flags.lease, (lease) =>
       exportRootfs(this.store, this.args.image, dir !== undefined ? { dir } : { output: output! }, { platform: this.flags.platform, lease, progress: this.progress }),
     );
+    this.endProgress();
     const write = (s: string) => (output === '-' ? process.stderr : process.stdout).write(s + '\n');
     if (this.flags.json) return void write(JSON.stringify(r, null, 2));
     if (this.flags.quiet && output === '-') return;

@@ -1,4 +1,6 @@
-import { ImgtoolCommand, Flags, fsck, fmtBytes, ImgtoolError } from '../src/index';
+import { ImgtoolCommand, Flags, fmtBytes } from '../src/cli';
+import { ImgtoolError } from '../src/errors';
+import { fsck } from '../src/gc/fsck';
 
 export default class Fsck extends ImgtoolCommand<typeof Fsck> {
   static override description =

@@ -1,4 +1,5 @@
-import { ImgtoolCommand, Flags, Args, inspectImage } from '../src/index';
+import { ImgtoolCommand, Flags, Args } from '../src/cli';
+import { inspectImage } from '../src/compression/inspect';
 
 export default class Inspect extends ImgtoolCommand<typeof Inspect> {
   static override description = `Show what the store knows about an image, as JSON: index, manifests and configs, and per

@@ -1,5 +1,9 @@
-import { ImgtoolCommand, Flags, loadArchive, withCommandLease, fmtBytes, shortDigest, InvalidArgumentError } from '../src/index';
-import type { LoadResult } from '../src/index';
+import { ImgtoolCommand, Flags, fmtBytes } from '../src/cli';
+import { InvalidArgumentError } from '../src/errors';
+import { shortDigest } from '../src/digest';
+import { withCommandLease } from '../src/leases';
+import { loadArchive } from '../src/archive/load';
+import type { LoadResult } from '../src/archive/load';
 
 export default class Load extends ImgtoolCommand<typeof Load> {
   static override description = `Load a Docker or OCI archive (plain, gzip or zstd) into the store.

@@ -1,4 +1,5 @@
-import { ImgtoolCommand, Flags, prune, fmtBytes } from '../src/index';
+import { ImgtoolCommand, Flags, fmtBytes } from '../src/cli';
+import { prune } from '../src/gc/prune';
 
 export default class Prune extends ImgtoolCommand<typeof Prune> {
   static override description =

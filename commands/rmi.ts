@@ -1,4 +1,5 @@
-import { ImgtoolCommand, Args, removeImages } from '../src/index';
+import { ImgtoolCommand, Args } from '../src/cli';
+import { removeImages } from '../src/images/ops';
 
 export default class Rmi extends ImgtoolCommand<typeof Rmi> {
   static override description = 'Remove image names. Content stays until `imgtool prune`.';

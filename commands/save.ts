@@ -1,8 +1,11 @@
-import {
-  ImgtoolCommand, Flags, Args, saveImages, parsePlatform, withCommandLease, fmtBytes, InvalidArgumentError,
-  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest,
-} from '../src/index';
-import type { SaveFormat, SaveCompression, SaveResult } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { InvalidArgumentError } from '../src/errors';
+import { shortDigest } from '../src/digest';
+import { parsePlatform } from '../src/platform';
+import { withCommandLease } from '../src/leases';
+import { saveImages, SAVE_FORMATS, SAVE_COMPRESSIONS } from '../src/archive/export';
+import type { SaveFormat, SaveResult } from '../src/archive/export';
+import type { SaveCompression } from '../src/archive/export-resolver';
 
 export default class Save extends ImgtoolCommand<typeof Save> {
   static override description = `Save images to one tar archive (OCI layout + Docker manifest.json by default).
@@ -58,6 +61,7 @@ if any blob cannot be produced, nothing is written and every missing blob is lis
       }),
     );
     // The archive owns stdout with -o -: messages go to stderr then.
+    this.endProgress();
     const write = (s: string) => (output === '-' ? process.stderr : process.stdout).write(s + '\n');
     if (this.flags.json) return void write(JSON.stringify(result, null, 2));
     if (this.flags.quiet && output === '-') return;

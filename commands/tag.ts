@@ -1,4 +1,5 @@
-import { ImgtoolCommand, Args, tagImage } from '../src/index';
+import { ImgtoolCommand, Args } from '../src/cli';
+import { tagImage } from '../src/images/ops';
 
 export default class Tag extends ImgtoolCommand<typeof Tag> {
   static override description = 'Give an image another name.';

@@ -1,4 +1,7 @@
-import { ImgtoolCommand, Flags, Args, unpackImage, withCommandLease, shortDigest } from '../src/index';
+import { ImgtoolCommand, Flags, Args } from '../src/cli';
+import { shortDigest } from '../src/digest';
+import { withCommandLease } from '../src/leases';
+import { unpackImage } from '../src/snapshots/ops';
 
 export default class Unpack extends ImgtoolCommand<typeof Unpack> {
   static override description = `Unpack an image into its snapshot chain: one snapshot per layer, keyed by chainID, parent = the previous chainID.

@@ -1,5 +1,8 @@
-import { ImgtoolCommand, Flags, Args, verifyArchive, fmtBytes, shortDigest, InvalidArchiveError, InvalidArgumentError } from '../src/index';
-import type { VerifyReport } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { InvalidArchiveError, InvalidArgumentError } from '../src/errors';
+import { shortDigest } from '../src/digest';
+import { verifyArchive } from '../src/archive/verify';
+import type { VerifyReport } from '../src/archive/verify';
 
 export default class Verify extends ImgtoolCommand<typeof Verify> {
   static override description = `Check an archive offline, without a store.

@@ -172,7 +172,7 @@ function main() {
       if (full.code !== 0) throw new Error(`kind load --full failed: ${full.stderr}`);
       const layoutOut = path.join(work, 'delta.oci.tar');
       const deltaScript = `
-        const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src'))});
+        const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'builder'))});
         (async () => {
           const info = ${JSON.stringify(info)};
           const b = new B.ImageBuilder(${JSON.stringify(OCI_DIR)});

@@ -1,5 +1,8 @@
-import { ImgtoolCommand, Flags, Args, kindLoad, fmtBytes, DEFAULT_EXEC_TEMPLATE, InvalidArgumentError } from '../../src/index';
-import type { KindLoadResult } from '../../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../../src/cli';
+import { InvalidArgumentError } from '../../src/errors';
+import { DEFAULT_EXEC_TEMPLATE } from '../../src/kind/exec';
+import { kindLoad } from '../../src/kind/load';
+import type { KindLoadResult } from '../../src/kind/load';
 
 export default class KindLoad extends ImgtoolCommand<typeof KindLoad> {
   static override description = `Load images from the store into the nodes of a KIND cluster.

@@ -1,4 +1,6 @@
-import { ImgtoolCommand, Flags, Args, kindPreload, fmtBytes, shortDigest } from '../../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../../src/cli';
+import { shortDigest } from '../../src/digest';
+import { kindPreload } from '../../src/kind/preload';
 
 export default class KindPreload extends ImgtoolCommand<typeof KindPreload> {
   static override description = `Write archives for preloading images into KIND nodes.

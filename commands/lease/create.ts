@@ -1,4 +1,6 @@
-import { ImgtoolCommand, Flags, parseDuration, InvalidArgumentError } from '../../src/index';
+import { ImgtoolCommand, Flags } from '../../src/cli';
+import { InvalidArgumentError } from '../../src/errors';
+import { parseDuration } from '../../src/leases';
 
 export default class LeaseCreate extends ImgtoolCommand<typeof LeaseCreate> {
   static override description = 'Create a lease: what is attached to it (with `--lease ID` on load, save, convert, unpack) is kept by prune until the lease is removed or expires.';

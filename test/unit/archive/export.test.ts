@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import {
-  Store, saveImages, planSave, sha256, MediaType, MissingContentError, Descriptor, LayerResolver,
-  Annotation, ImgtoolError,
-} from '../../../src';
+import { Store, saveImages, sha256, MediaType, MissingContentError, Descriptor, ImgtoolError } from '../../../src';
+import { planSave } from '../../../src/archive/export';
+import { LayerResolver } from '../../../src/archive/export-resolver';
+import { Annotation } from '../../../src/images/types';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import {
   addImage, addIndex, addAttestation, addVariant, addLayer, dropBlob, readTar, entryJSON, collect, FixtureImage,
