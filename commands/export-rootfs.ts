@@ -4,12 +4,8 @@ import { withCommandLease } from '../src/leases';
 import { exportRootfs } from '../src/snapshots/export';
 
 export default class ExportRootfs extends ImgtoolCommand<typeof ExportRootfs> {
-  static override description = `Export an image's merged root filesystem, as a tar (like crane export) or into a directory.
-
-From its snapshots when the image is unpacked, else by applying its layers into temporary
-directories (nothing is committed). The tar is deterministic: entries in path order.
--o FILE writes a temp file, fsyncs and renames; -o - writes to stdout. --dir DIR must be
-empty or not exist; ownership and device nodes are applied only as root, xattrs only in tars.`;
+  static override summary = 'Export an image\'s merged root filesystem, as a tar (like crane export) or into a directory.';
+  static override description = `From its snapshots when the image is unpacked, else by applying its layers into temporary directories (nothing is committed). The tar is deterministic: entries in path order. -o FILE writes a temp file, fsyncs and renames; -o - writes to stdout. --dir DIR must be empty or not exist; ownership and device nodes are applied only as root, xattrs only in tars.`;
 
   static override examples = ['<%= config.bin %> export-rootfs busybox -o rootfs.tar', '<%= config.bin %> export-rootfs alpine --dir ./rootfs'];
 

@@ -3,7 +3,7 @@ import { shortDigest } from '../src/digest';
 import { listImages } from '../src/images/ops';
 
 export default class Images extends ImgtoolCommand<typeof Images> {
-  static override description = 'List images in the store: name, digest, platforms present, size.';
+  static override summary = 'List images in the store: name, digest, platforms present, size.';
   static override flags = {
     digests: Flags.boolean({ description: 'show full digests', default: false }),
   };

@@ -8,15 +8,8 @@ import type { SaveFormat, SaveResult } from '../src/archive/export';
 import type { SaveCompression } from '../src/archive/export-resolver';
 
 export default class Save extends ImgtoolCommand<typeof Save> {
-  static override description = `Save images to one tar archive (OCI layout + Docker manifest.json by default).
-
-Every platform whose content is in the store is saved; a complete index is written unchanged.
-With --platform (or when some platforms are absent) a new index is written and its old -> new
-digest printed. The whole archive is planned before the first byte is written: a layer that is
-absent, or wanted in another --compression, is taken from a stored variant, converted from
-another one, or rebuilt from its snapshot (then its manifest changes and old -> new is printed);
-if any blob cannot be produced, nothing is written and every missing blob is listed.
--o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
+  static override summary = 'Save images to one tar archive (OCI layout + Docker manifest.json by default).';
+  static override description = `Every platform whose content is in the store is saved; a complete index is written unchanged. With --platform (or when some platforms are absent) a new index is written and its old -> new digest printed. The whole archive is planned before the first byte is written: a layer that is absent, or wanted in another --compression, is taken from a stored variant, converted from another one, or rebuilt from its snapshot (then its manifest changes and old -> new is printed); if any blob cannot be produced, nothing is written and every missing blob is listed. -o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
 
   static override examples = [
     '<%= config.bin %> save -o busybox.tar busybox',

@@ -3,7 +3,7 @@ import { shortDigest } from '../src/digest';
 import { listSnapshots } from '../src/snapshots/ops';
 
 export default class Snapshots extends ImgtoolCommand<typeof Snapshots> {
-  static override description = 'List snapshots: chainID, parent, size, images using it.';
+  static override summary = 'List snapshots: chainID, parent, size, images using it.';
 
   async run(): Promise<void> {
     const rows = await listSnapshots(this.store);

@@ -2,7 +2,7 @@ import { ImgtoolCommand } from '../../src/cli';
 import { leaseIsLive } from '../../src/leases';
 
 export default class LeaseLs extends ImgtoolCommand<typeof LeaseLs> {
-  static override description = 'List leases: id, type (user or process), created, expiry, resources held, live or not.';
+  static override summary = 'List leases: id, type (user or process), created, expiry, resources held, live or not.';
   static override aliases = ['lease list'];
 
   async run(): Promise<void> {
