@@ -1,16 +1,13 @@
-import { ImgtoolCommand, Flags, Args, convertImage, withCommandLease, shortDigest, fmtBytes } from '../src/index';
-import type { Compression, ConvertResult } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { shortDigest } from '../src/digest';
+import { withCommandLease } from '../src/leases';
+import type { Compression } from '../src/compression/codecs';
+import { convertImage } from '../src/compression/convert';
+import type { ConvertResult } from '../src/compression/convert';
 
 export default class Convert extends ImgtoolCommand<typeof Convert> {
-  static override description = `Write a new image DST whose layers use another compression.
-
-The config never changes (same diffIDs, same image ID). zstd forces OCI media types (Docker's
-schema2 has none for zstd); --oci converts all Docker media types to OCI. Layers are taken from
-existing variants when the store has them, else converted from another variant, else rebuilt
-from their snapshot; new variants are recorded, so converting again is fast. Layers are converted
-in parallel. Default platforms: every platform present in the store (absent ones are left out
-with a warning); --all-platforms makes an absent platform an error. DST is registered only when
-every layer was produced.`;
+  static override summary = 'Write a new image DST whose layers use another compression.';
+  static override description = `The config never changes (same diffIDs, same image ID). zstd forces OCI media types (Docker's schema2 has none for zstd); --oci converts all Docker media types to OCI. Layers are taken from existing variants when the store has them, else converted from another variant, else rebuilt from their snapshot; new variants are recorded, so converting again is fast. Layers are converted in parallel. Default platforms: every platform present in the store (absent ones are left out with a warning); --all-platforms makes an absent platform an error. DST is registered only when every layer was produced.`;
 
   static override examples = [
     '<%= config.bin %> convert --compression zstd alpine:3.20 alpine:3.20-zstd',

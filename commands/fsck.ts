@@ -1,9 +1,10 @@
-import { ImgtoolCommand, Flags, fsck, fmtBytes, ImgtoolError } from '../src/index';
+import { ImgtoolCommand, Flags, fmtBytes } from '../src/cli';
+import { ImgtoolError } from '../src/errors';
+import { fsck } from '../src/gc/fsck';
 
 export default class Fsck extends ImgtoolCommand<typeof Fsck> {
-  static override description =
-    'Check the store: every blob\'s digest and size, every database row against the files (and files without rows), every image\'s closure, every snapshot chain. ' +
-    'Exits non-zero when damage is found. Orphans (garbage) are reported but are not damage.';
+  static override summary = 'Check the store for damage: blobs, database rows, image closures and snapshot chains.';
+  static override description = `Check the store: every blob's digest and size, every database row against the files (and files without rows), every image's closure, every snapshot chain. Exits non-zero when damage is found. Orphans (garbage) are reported but are not damage.`;
   static override flags = {
     repair: Flags.boolean({ description: 'remove orphans and rows of lost content; report what is unrecoverable', default: false }),
   };

@@ -1,4 +1,5 @@
-import { ImgtoolCommand, Flags, Args, buildInventory, inventoryBytes, writeInventoryFile, fmtBytes } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { buildInventory, inventoryBytes, writeInventoryFile } from '../src/archive/have';
 
 export default class Have extends ImgtoolCommand<typeof Have> {
   static override description = `Inventory of what the store holds, for "save --have" on another machine.

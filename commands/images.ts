@@ -1,7 +1,9 @@
-import { ImgtoolCommand, Flags, listImages, fmtBytes } from '../src/index';
+import { ImgtoolCommand, Flags, fmtBytes } from '../src/cli';
+import { shortDigest } from '../src/digest';
+import { listImages } from '../src/images/ops';
 
 export default class Images extends ImgtoolCommand<typeof Images> {
-  static override description = 'List images in the store: name, digest, platforms present, size.';
+  static override summary = 'List images in the store: name, digest, platforms present, size.';
   static override flags = {
     digests: Flags.boolean({ description: 'show full digests', default: false }),
   };
@@ -9,11 +11,11 @@ export default class Images extends ImgtoolCommand<typeof Images> {
   async run(): Promise<void> {
     const rows = await listImages(this.store);
     if (this.flags.json) return this.outJSON(rows);
-    const w = Math.max(4, ...rows.map((r) => r.name.length));
-    this.out(`${'NAME'.padEnd(w)}  DIGEST${' '.repeat(this.flags.digests ? 65 : 13)}PLATFORMS  SIZE`);
-    for (const r of rows) {
-      const d = this.flags.digests ? r.digest : r.digest.slice(0, 19);
-      this.out(`${r.name.padEnd(w)}  ${d.padEnd(this.flags.digests ? 71 : 19)}  ${(r.platforms.join(',') || '-')}${r.partial ? ' (partial)' : ''}  ${fmtBytes(r.size)}`);
-    }
+    this.outTable(rows, [
+      { header: 'NAME', value: (r) => r.name },
+      { header: 'DIGEST', value: (r) => (this.flags.digests ? r.digest : shortDigest(r.digest)) },
+      { header: 'PLATFORMS', value: (r) => `${r.platforms.join(',') || '-'}${r.partial ? ' (partial)' : ''}` },
+      { header: 'SIZE', value: (r) => fmtBytes(r.size), align: 'right' },
+    ]);
   }
 }

@@ -1,9 +1,9 @@
-import { ImgtoolCommand, Flags, Args, inspectImage } from '../src/index';
+import { ImgtoolCommand, Flags, Args } from '../src/cli';
+import { inspectImage } from '../src/compression/inspect';
 
 export default class Inspect extends ImgtoolCommand<typeof Inspect> {
-  static override description = `Show what the store knows about an image, as JSON: index, manifests and configs, and per
-layer its diffID, chainID, every known variant (digest, size, media type, compression, level,
-present or not) and whether a snapshot exists.`;
+  static override summary = 'Show what the store knows about an image, as JSON.';
+  static override description = `Prints the index, manifests and configs, and per layer its diffID, chainID, every known variant (digest, size, media type, compression, level, present or not) and whether a snapshot exists.`;
 
   static override examples = ['<%= config.bin %> inspect alpine:3.20 --platform linux/arm64'];
 

@@ -1,24 +1,17 @@
-import { ImgtoolCommand, Flags, loadArchive, withCommandLease, fmtBytes, shortDigest, InvalidArgumentError } from '../src/index';
-import type { LoadResult } from '../src/index';
+import { ImgtoolCommand, Flags, fmtBytes } from '../src/cli';
+import { InvalidArgumentError } from '../src/errors';
+import { shortDigest } from '../src/digest';
+import { withCommandLease } from '../src/leases';
+import { loadArchive } from '../src/archive/load';
+import type { LoadResult } from '../src/archive/load';
 
 export default class Load extends ImgtoolCommand<typeof Load> {
-  static override description = `Load a Docker or OCI archive (plain, gzip or zstd) into the store.
+  static override summary = 'Load a Docker or OCI archive (plain, gzip or zstd) into the store.';
+  static override description = `Reads Docker archives (\`docker save\`, old and 25+ layouts) and OCI archives, either wrapped in gzip or zstd, from a file or stdin.
 
-Reads Docker archives (\`docker save\`, old and 25+ layouts) and OCI archives, either wrapped
-in gzip or zstd, from a file or stdin.
+One streaming pass: every blob is stored as it streams, its digest and size verified; references are resolved at the end. An index whose other platforms' content is absent (as Docker exports them) loads what is present and is reported as partial; --all-platforms and --strict make that an error. Unknown media types are kept and warned about. Names follow "Naming on load": io.containerd.image.name, a full org.opencontainers.image.ref.name, BASE:TAG with --base-name, Docker RepoTags; --digests also adds NAME@DIGEST (or BASE@DIGEST, default import-YYYY-MM-DD). All-or-nothing: a failed load registers nothing.
 
-One streaming pass: every blob is stored as it streams, its digest and size verified; references
-are resolved at the end. An index whose other platforms' content is absent (as Docker exports
-them) loads what is present and is reported as partial; --all-platforms and --strict make that
-an error. Unknown media types are kept and warned about. Names follow "Naming on load":
-io.containerd.image.name, a full org.opencontainers.image.ref.name, BASE:TAG with --base-name,
-Docker RepoTags; --digests also adds NAME@DIGEST (or BASE@DIGEST, default import-YYYY-MM-DD).
-All-or-nothing: a failed load registers nothing.
-
-Then unpacks the host platform (or each --platform) of every image into snapshots, keyed by
-chainID, verifying each layer's diffID; --no-unpack stores content only. --discard-layers then
-deletes each compressed layer blob, but only after rebuilding that layer from the committed
-snapshot has been verified to give its diffID (save rebuilds it when needed).`;
+Then unpacks the host platform (or each --platform) of every image into snapshots, keyed by chainID, verifying each layer's diffID; --no-unpack stores content only. --discard-layers then deletes each compressed layer blob, but only after rebuilding that layer from the committed snapshot has been verified to give its diffID (save rebuilds it when needed).`;
 
   static override examples = [
     '<%= config.bin %> load -i busybox.tar',

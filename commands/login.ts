@@ -1,4 +1,6 @@
-import { ImgtoolCommand, Flags, Args, login, InvalidArgumentError } from '../src/index';
+import { ImgtoolCommand, Flags, Args } from '../src/cli';
+import { InvalidArgumentError } from '../src/errors';
+import { login } from '../src/registry/login';
 
 export default class Login extends ImgtoolCommand<typeof Login> {
   static override description = `Log in to a registry: check the credentials against it, then store them.

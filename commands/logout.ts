@@ -1,4 +1,5 @@
-import { ImgtoolCommand, Args, logout } from '../src/index';
+import { ImgtoolCommand, Args } from '../src/cli';
+import { logout } from '../src/registry/login';
 
 export default class Logout extends ImgtoolCommand<typeof Logout> {
   static override description = 'Remove the stored credentials of a registry (credential helper, else config.json, rewritten atomically).';

@@ -1,11 +1,12 @@
-import { ImgtoolCommand, Args, listArchive, fmtBytes, shortDigest, InvalidArchiveError, InvalidArgumentError } from '../src/index';
-import type { ArchiveListing } from '../src/index';
+import { ImgtoolCommand, Args, fmtBytes } from '../src/cli';
+import { InvalidArchiveError, InvalidArgumentError } from '../src/errors';
+import { shortDigest } from '../src/digest';
+import { listArchive } from '../src/archive/list';
+import type { ArchiveListing } from '../src/archive/list';
 
 export default class LsArchive extends ImgtoolCommand<typeof LsArchive> {
-  static override description = `List images, names, platforms and layers in an archive without importing it.
-
-Reads the archive once, without a store. Exits non-zero when the archive has problems
-(\`imgtool verify\` explains them).`;
+  static override summary = 'List images, names, platforms and layers in an archive without importing it.';
+  static override description = `Reads the archive once, without a store. Exits non-zero when the archive has problems (\`imgtool verify\` explains them).`;
 
   static override examples = ['<%= config.bin %> ls-archive images.tar', 'docker save alpine | <%= config.bin %> ls-archive -'];
 

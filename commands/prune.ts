@@ -1,9 +1,9 @@
-import { ImgtoolCommand, Flags, prune, fmtBytes } from '../src/index';
+import { ImgtoolCommand, Flags, fmtBytes } from '../src/cli';
+import { prune } from '../src/gc/prune';
 
 export default class Prune extends ImgtoolCommand<typeof Prune> {
-  static override description =
-    'Remove every blob and snapshot that no image and no live lease retains, variant rows of removed blobs, leases of exited processes and expired leases, and abandoned temp files. ' +
-    'Other variants of an image\'s layers are a cache and go unless a lease holds them.';
+  static override summary = 'Remove what no image and no live lease retains.';
+  static override description = `Remove every blob and snapshot that no image and no live lease retains, variant rows of removed blobs, leases of exited processes and expired leases, and abandoned temp files. Other variants of an image's layers are a cache and go unless a lease holds them.`;
   static override flags = {
     all: Flags.boolean({ description: 'also remove snapshots that only images hold (except the only remaining source of a layer)', default: false }),
     'dry-run': Flags.boolean({ char: 'n', description: 'list what would be removed, change nothing', default: false }),

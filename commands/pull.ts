@@ -1,5 +1,8 @@
-import { ImgtoolCommand, Flags, Args, pullImages, withCommandLease, fmtBytes, shortDigest } from '../src/index';
-import type { PullResult } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { withCommandLease } from '../src/leases';
+import { shortDigest } from '../src/digest';
+import { pullImages } from '../src/registry/pull';
+import type { PullResult } from '../src/registry/pull';
 
 export default class Pull extends ImgtoolCommand<typeof Pull> {
   static override description = `Pull images from a registry (OCI distribution API) into the store.

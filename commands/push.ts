@@ -1,5 +1,8 @@
-import { ImgtoolCommand, Flags, Args, pushImage, withCommandLease, fmtBytes, shortDigest, PUSH_COMPRESSIONS } from '../src/index';
-import type { PushCompression, PushResult } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { withCommandLease } from '../src/leases';
+import { shortDigest } from '../src/digest';
+import { pushImage, PUSH_COMPRESSIONS } from '../src/registry/push';
+import type { PushCompression, PushResult } from '../src/registry/push';
 
 export default class Push extends ImgtoolCommand<typeof Push> {
   static override description = `Push an image from the store to a registry (OCI distribution API).

@@ -1,7 +1,8 @@
-import { ImgtoolCommand, Args, removeImages } from '../src/index';
+import { ImgtoolCommand, Args } from '../src/cli';
+import { removeImages } from '../src/images/ops';
 
 export default class Rmi extends ImgtoolCommand<typeof Rmi> {
-  static override description = 'Remove image names. Content stays until `imgtool prune`.';
+  static override summary = 'Remove image names. Content stays until `imgtool prune`.';
   static override strict = false;
   static override args = { image: Args.string({ required: true, description: 'image(s) to remove' }) };
 

@@ -1,19 +1,16 @@
-import {
-  ImgtoolCommand, Flags, Args, saveImages, parsePlatform, withCommandLease, fmtBytes, InvalidArgumentError,
-  SAVE_FORMATS, SAVE_COMPRESSIONS, shortDigest, readInventory,
-} from '../src/index';
-import type { SaveFormat, SaveCompression, SaveResult } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { InvalidArgumentError } from '../src/errors';
+import { shortDigest } from '../src/digest';
+import { parsePlatform } from '../src/platform';
+import { withCommandLease } from '../src/leases';
+import { saveImages, SAVE_FORMATS, SAVE_COMPRESSIONS } from '../src/archive/export';
+import type { SaveFormat, SaveResult } from '../src/archive/export';
+import type { SaveCompression } from '../src/layers';
+import { readInventory } from '../src/archive/have';
 
 export default class Save extends ImgtoolCommand<typeof Save> {
-  static override description = `Save images to one tar archive (OCI layout + Docker manifest.json by default).
-
-Every platform whose content is in the store is saved; a complete index is written unchanged.
-With --platform (or when some platforms are absent) a new index is written and its old -> new
-digest printed. The whole archive is planned before the first byte is written: a layer that is
-absent, or wanted in another --compression, is taken from a stored variant, converted from
-another one, or rebuilt from its snapshot (then its manifest changes and old -> new is printed);
-if any blob cannot be produced, nothing is written and every missing blob is listed.
--o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
+  static override summary = 'Save images to one tar archive (OCI layout + Docker manifest.json by default).';
+  static override description = `Every platform whose content is in the store is saved; a complete index is written unchanged. With --platform (or when some platforms are absent) a new index is written and its old -> new digest printed. The whole archive is planned before the first byte is written: a layer that is absent, or wanted in another --compression, is taken from a stored variant, converted from another one, or rebuilt from its snapshot (then its manifest changes and old -> new is printed); if any blob cannot be produced, nothing is written and every missing blob is listed. -o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
 
   static override examples = [
     '<%= config.bin %> save -o busybox.tar busybox',
@@ -63,6 +60,7 @@ if any blob cannot be produced, nothing is written and every missing blob is lis
       }),
     );
     // The archive owns stdout with -o -: messages go to stderr then.
+    this.endProgress();
     const write = (s: string) => (output === '-' ? process.stderr : process.stdout).write(s + '\n');
     if (this.flags.json) return void write(JSON.stringify(result, null, 2));
     if (this.flags.quiet && output === '-') return;

@@ -1,14 +1,19 @@
-import { ImgtoolCommand, listSnapshots, fmtBytes, shortDigest } from '../src/index';
+import { ImgtoolCommand, fmtBytes } from '../src/cli';
+import { shortDigest } from '../src/digest';
+import { listSnapshots } from '../src/snapshots/ops';
 
 export default class Snapshots extends ImgtoolCommand<typeof Snapshots> {
-  static override description = 'List snapshots: chainID, parent, size, images using it.';
+  static override summary = 'List snapshots: chainID, parent, size, images using it.';
 
   async run(): Promise<void> {
     const rows = await listSnapshots(this.store);
     if (this.flags.json) return this.outJSON(rows);
-    this.out(`${'CHAINID'.padEnd(19)}  ${'PARENT'.padEnd(19)}  ${'SIZE'.padStart(9)}  REBUILD  IMAGES`);
-    for (const s of rows) {
-      this.out(`${shortDigest(s.chainId).padEnd(19)}  ${(s.parent ? shortDigest(s.parent) : '-').padEnd(19)}  ${fmtBytes(s.size).padStart(9)}  ${(s.reproducible ? 'yes' : 'no').padEnd(7)}  ${s.images.join(',') || '-'}`);
-    }
+    this.outTable(rows, [
+      { header: 'CHAINID', value: (s) => shortDigest(s.chainId) },
+      { header: 'PARENT', value: (s) => (s.parent ? shortDigest(s.parent) : '-') },
+      { header: 'SIZE', value: (s) => fmtBytes(s.size), align: 'right' },
+      { header: 'REBUILD', value: (s) => (s.reproducible ? 'yes' : 'no') },
+      { header: 'IMAGES', value: (s) => s.images.join(',') || '-' },
+    ]);
   }
 }

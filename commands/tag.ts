@@ -1,7 +1,8 @@
-import { ImgtoolCommand, Args, tagImage } from '../src/index';
+import { ImgtoolCommand, Args } from '../src/cli';
+import { tagImage } from '../src/images/ops';
 
 export default class Tag extends ImgtoolCommand<typeof Tag> {
-  static override description = 'Give an image another name.';
+  static override summary = 'Give an image another name.';
   static override args = {
     src: Args.string({ required: true, description: 'existing image' }),
     dst: Args.string({ required: true, description: 'new name' }),

@@ -1,11 +1,13 @@
-import { ImgtoolCommand, Flags, Args, unpackImage, withCommandLease, shortDigest } from '../src/index';
+import { ImgtoolCommand, Flags, Args } from '../src/cli';
+import { shortDigest } from '../src/digest';
+import { withCommandLease } from '../src/leases';
+import { unpackImage } from '../src/snapshots/ops';
 
 export default class Unpack extends ImgtoolCommand<typeof Unpack> {
+  static override summary = 'Unpack an image into snapshots, one per layer, keyed by chainID.';
   static override description = `Unpack an image into its snapshot chain: one snapshot per layer, keyed by chainID, parent = the previous chainID.
 
-Snapshots that exist already are not re-applied (the image's layer blobs are still recorded
-for them). Each layer's diffID is verified while it is applied; a failure commits nothing
-for that layer.`;
+Snapshots that exist already are not re-applied (the image's layer blobs are still recorded for them). Each layer's diffID is verified while it is applied; a failure commits nothing for that layer.`;
 
   static override examples = ['<%= config.bin %> unpack busybox', '<%= config.bin %> unpack --platform linux/arm64 alpine:3.20'];
 

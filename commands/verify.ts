@@ -1,14 +1,13 @@
-import { ImgtoolCommand, Flags, Args, verifyArchive, readInventory, fmtBytes, shortDigest, InvalidArchiveError, InvalidArgumentError } from '../src/index';
-import type { VerifyReport } from '../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
+import { InvalidArchiveError, InvalidArgumentError } from '../src/errors';
+import { shortDigest } from '../src/digest';
+import { verifyArchive } from '../src/archive/verify';
+import type { VerifyReport } from '../src/archive/verify';
+import { readInventory } from '../src/archive/have';
 
 export default class Verify extends ImgtoolCommand<typeof Verify> {
-  static override description = `Check an archive offline, without a store.
-
-The tar is well-formed and not truncated; every blob's digest and size is right; every
-manifest, config and layer that index.json or manifest.json references is present (absent
-platforms of an index are reported as partial, an error with --strict); media types are known
-or warned about. With --strict, every layer is also decompressed and hashed: it must give the
-diffID its config names. Prints a summary on stdout; exits non-zero listing every problem.`;
+  static override summary = 'Check an archive offline, without a store.';
+  static override description = `The tar is well-formed and not truncated; every blob's digest and size is right; every manifest, config and layer that index.json or manifest.json references is present (absent platforms of an index are reported as partial, an error with --strict); media types are known or warned about. With --strict, every layer is also decompressed and hashed: it must give the diffID its config names. Prints a summary on stdout; exits non-zero listing every problem.`;
 
   static override examples = ['<%= config.bin %> verify images.tar', 'curl -s https://example.com/x.tar.gz | <%= config.bin %> verify -'];
 

@@ -1,31 +1,41 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * npm run bench [-- --size-mib N] [--runs R] [--cache DIR] [--only save,load,unpack,convert,kind]
+ * npm run bench [-- --size-mib N] [--runs R] [--cache DIR] [--only startup,save,load,unpack,convert,kind]
+ *                 [--startup-runs N] [--startup-images 1000,10000]
  *
  * Side-by-side, in one run, medians of R runs (default 3): wall time, CPU time and peak RSS of
  * imgtool and of the real peers (skopeo, ctr/containerd, umoci) and physical baselines (cat, sha256sum,
  * sync), on a generated two-layer image (one incompressible, one text layer; default 1 GiB),
  * generated once into the cache dir. Ratios are printed against the targets of the issues.
  * Everything is fsynced: outputs are synced by imgtool itself and by `sync FILE` for baselines.
+ *
+ * startup (issue 16): wall time of short commands as ratios to `node -e 0` measured in the same
+ * rounds (commands interleaved, so machine noise hits all alike; medians of --startup-runs,
+ * default 15): --version, images on an empty store, on 300 names of one image, on stores of
+ * --startup-images distinct images (built once by scripts/big-store.js into the cache), and a
+ * second convert of a small image. Rows for oclif alone (require, --version) say what the
+ * framework costs before any imgtool module loads.
  */
 const fs = require('node:fs');
 const path = require('node:path');
 const os = require('node:os');
 const { execFileSync, spawnSync } = require('node:child_process');
-const { bench, measure } = require('./lib/measure');
+const { bench, measure, median } = require('./lib/measure');
 
 const REPO = path.resolve(__dirname, '..');
 const BIN = `${process.execPath} ${path.join(REPO, 'bin', 'run.js')}`;
 
 function parseArgs(argv) {
-  const o = { sizeMib: 1024, runs: 3, cache: path.join(REPO, '.cache', 'bench'), only: null };
+  const o = { sizeMib: 1024, runs: 3, cache: path.join(REPO, '.cache', 'bench'), only: null, startupRuns: 15, startupImages: [1000, 10000] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--size-mib') o.sizeMib = Number(argv[++i]);
     else if (a === '--runs') o.runs = Number(argv[++i]);
     else if (a === '--cache') o.cache = path.resolve(argv[++i]);
     else if (a === '--only') o.only = new Set(argv[++i].split(','));
+    else if (a === '--startup-runs') o.startupRuns = Number(argv[++i]);
+    else if (a === '--startup-images') o.startupImages = argv[++i].split(',').filter(Boolean).map(Number);
     else throw new Error(`unknown argument ${a}`);
   }
   return o;
@@ -48,9 +58,90 @@ function ratio(label, a, b, target) {
   console.log(`  => ${label}: ${x.toFixed(2)}x${target ? `  (target ${target})` : ''}`);
 }
 
+/**
+ * Start-up ratios. Each round runs every command once, in turn; the medians over the rounds are
+ * compared with `node -e 0`'s median.
+ */
+function startup(o) {
+  console.log(`\n== start-up (issue 16: --version <= 1.3x, images empty <= 1.6x, 300 images <= 1.8x, second convert <= 2x node -e 0)`);
+  const dir = path.join(o.cache, 'startup');
+  fs.mkdirSync(dir, { recursive: true });
+  const empty = path.join(dir, 'empty-store');
+  fs.rmSync(empty, { recursive: true, force: true });
+  const node = process.execPath;
+  const run = path.join(REPO, 'bin', 'run.js');
+  const lib = (f) => JSON.stringify(path.join(REPO, 'dist', 'src', f));
+  // 300 names of one image, and a small image converted once already (the second convert reuses every layer).
+  const s300 = path.join(dir, 'store-300');
+  const conv = path.join(dir, 'store-convert');
+  fs.rmSync(s300, { recursive: true, force: true });
+  fs.rmSync(conv, { recursive: true, force: true });
+  execFileSync(node, ['-e', `
+    const { Store, loadArchive } = require(${lib('index.js')});
+    const { ImageBuilder } = require(${lib('builder')});
+    (async () => {
+      const b = new ImageBuilder(${JSON.stringify(path.join(dir, 'build'))});
+      const l1 = await b.layer([{ path: 'a.bin', content: { size: 2 << 20, seed: 'startup-a' } }]);
+      const l2 = await b.layer([{ path: 'b.txt', content: { size: 2 << 20, seed: 'startup-b', text: true } }]);
+      const tar = ${JSON.stringify(path.join(dir, 'small.tar'))};
+      await b.ociArchive(tar, { images: [{ target: b.image({ layers: [l1, l2], format: 'oci' }), names: ['example.com/startup/small:1'] }] });
+      for (const root of [${JSON.stringify(s300)}, ${JSON.stringify(conv)}]) {
+        const s = Store.open(root);
+        await loadArchive(s, tar, { unpack: false });
+        if (root === ${JSON.stringify(s300)}) {
+          const t = s.images.get('example.com/startup/small:1').target;
+          s.meta.write(() => { for (let i = 1; i < 300; i++) s.images.put('example.com/startup/small:' + (i + 1), t); });
+        }
+        s.close();
+      }
+    })().catch((e) => { console.error(e); process.exit(1); });`], { stdio: 'inherit' });
+  sh(`IMGTOOL_ROOT=${q(conv)} ${BIN} convert -q --compression zstd example.com/startup/small:1 example.com/startup/small:zstd0 >/dev/null`);
+  const big = [];
+  for (const n of o.startupImages) {
+    const root = path.join(dir, `store-${n}-images`);
+    if (!fs.existsSync(path.join(root, '.bench-complete'))) {
+      console.log(`  building a store of ${n} images (once, cached in ${root})`);
+      execFileSync(node, [path.join(REPO, 'scripts', 'big-store.js'), 'build', root, '--images', String(n), '--blobs', '1', '--layers', '3'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      fs.writeFileSync(path.join(root, '.bench-complete'), '');
+    }
+    big.push({ n, root });
+  }
+  const oclifOnly = path.join(dir, 'oclif-require.js');
+  fs.writeFileSync(oclifOnly, `require(${JSON.stringify(require.resolve('@oclif/core/execute', { paths: [REPO] }))});\n`);
+  let convertRun = 0;
+  const cmds = [
+    { name: 'node -e 0', argv: () => [node, '-e', '0'] },
+    { name: 'node: require @oclif/core/execute (no imgtool code)', argv: () => [node, oclifOnly] },
+    { name: 'imgtool --version', argv: () => [node, run, '--version'], target: '<= 1.3' },
+    { name: 'imgtool images (empty store)', argv: () => [node, run, 'images'], root: empty, target: '<= 1.6' },
+    { name: 'imgtool images (300 names of one image)', argv: () => [node, run, 'images'], root: s300, target: '<= 1.8' },
+    ...big.map((b) => ({ name: `imgtool images (${b.n} images)`, argv: () => [node, run, 'images'], root: b.root })),
+    { name: 'imgtool convert (second, same image, small)', argv: () => [node, run, 'convert', '-q', '--compression', 'zstd', 'example.com/startup/small:1', `example.com/startup/small:zstd${++convertRun}`], root: conv, target: '<= 2' },
+  ];
+  const times = cmds.map(() => []);
+  const cpus = cmds.map(() => []);
+  const rss = cmds.map(() => 0);
+  for (let r = 0; r < o.startupRuns; r++) {
+    cmds.forEach((c, i) => {
+      const m = measure(c.argv(), { env: c.root ? { IMGTOOL_ROOT: c.root } : {} });
+      if (m.code !== 0) throw new Error(`${c.name}: exit ${m.code}\n${m.stderr}`);
+      times[i].push(m.secs);
+      cpus[i].push(m.cpu);
+      rss[i] = Math.max(rss[i], m.rssMB);
+    });
+  }
+  const base = median(times[0]);
+  cmds.forEach((c, i) => {
+    const r = row('startup', { name: c.name, secs: median(times[i]), cpu: median(cpus[i]), rssMB: rss[i] }, i ? `${(median(times[i]) / base).toFixed(2)}x node` : '');
+    if (i) ratios.push({ label: `${c.name} / node -e 0`, value: r.secs / base, target: c.target });
+  });
+}
+
 function main() {
   const o = parseArgs(process.argv.slice(2));
   const want = (s) => !o.only || o.only.has(s);
+  if (want('startup')) startup(o);
+  if (o.only && [...o.only].every((s) => s === 'startup')) return summary(o);
   const img = path.join(o.cache, `image-${o.sizeMib}`);
   fs.mkdirSync(img, { recursive: true });
   console.log(`== bench image (${o.sizeMib} MiB) in ${img}`);
@@ -172,7 +263,7 @@ function main() {
       if (full.code !== 0) throw new Error(`kind load --full failed: ${full.stderr}`);
       const layoutOut = path.join(work, 'delta.oci.tar');
       const deltaScript = `
-        const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src'))});
+        const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'builder'))});
         (async () => {
           const info = ${JSON.stringify(info)};
           const b = new B.ImageBuilder(${JSON.stringify(OCI_DIR)});
@@ -202,6 +293,10 @@ function main() {
     fs.rmSync(work, { recursive: true, force: true });
   }
 
+  summary(o);
+}
+
+function summary(o) {
   console.log('\n== summary (median of runs; peak RSS is the max over runs)');
   const maxRss = Math.max(...rows.filter((r) => r.name.startsWith('imgtool')).map((r) => r.rssMB), 0);
   for (const r of ratios) console.log(`  ${r.label.padEnd(56)} ${r.value.toFixed(2)}x ${r.target ? `(target ${r.target})` : ''}`);

@@ -14,7 +14,7 @@ if (!fs.existsSync(path.join(dist, 'index.js'))) {
   console.error('demo: run `npm run build` first (npm run demo does it)');
   process.exit(1);
 }
-const { ImageBuilder } = require(dist);
+const { ImageBuilder } = require(path.join(dist, 'builder'));
 const BIN = path.join(__dirname, '..', 'bin', 'run.js');
 
 function imgtool(root, args, { show = true } = {}) {

@@ -1,19 +1,14 @@
-import { ImgtoolCommand, Flags, Args, kindLoad, fmtBytes, DEFAULT_EXEC_TEMPLATE, InvalidArgumentError } from '../../src/index';
-import type { KindLoadResult } from '../../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../../src/cli';
+import { InvalidArgumentError } from '../../src/errors';
+import { DEFAULT_EXEC_TEMPLATE } from '../../src/kind/exec';
+import { kindLoad } from '../../src/kind/load';
+import type { KindLoadResult } from '../../src/kind/load';
 
 export default class KindLoad extends ImgtoolCommand<typeof KindLoad> {
-  static override description = `Load images from the store into the nodes of a KIND cluster.
+  static override summary = 'Load images from the store into the nodes of a KIND cluster.';
+  static override description = `Streams an archive into each node's \`ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=S -\` (S read from the node's \`containerd config dump\`), nodes in parallel, as \`kind load\` does. Delta by default: images a node already has are skipped (or retagged when only the name differs) and blobs that the node's images already hold are left out of the stream. Afterwards every image must be complete on every node, else a full archive is sent. --full always sends everything.
 
-Streams an archive into each node's \`ctr --namespace=k8s.io images import --all-platforms
---digests --snapshotter=S -\` (S read from the node's \`containerd config dump\`), nodes in
-parallel, as \`kind load\` does. Delta by default: images a node already has are skipped (or
-retagged when only the name differs) and blobs that the node's images already hold are left out
-of the stream. Afterwards every image must be complete on every node, else a full archive is
-sent. --full always sends everything.
-
---exec is the prefix that runs a command in a node, {node} replaced by the node's name; the ctr
-command is appended. Without --nodes, nodes are found with
-\`docker ps --filter label=io.x-k8s.kind.cluster=NAME\`.`;
+--exec is the prefix that runs a command in a node, {node} replaced by the node's name; the ctr command is appended. Without --nodes, nodes are found with \`docker ps --filter label=io.x-k8s.kind.cluster=NAME\`.`;
 
   static override examples = [
     '<%= config.bin %> kind load app:1 --name kind',

@@ -1,14 +1,10 @@
-import { ImgtoolCommand, Flags, Args, kindPreload, fmtBytes, shortDigest } from '../../src/index';
+import { ImgtoolCommand, Flags, Args, fmtBytes } from '../../src/cli';
+import { shortDigest } from '../../src/digest';
+import { kindPreload } from '../../src/kind/preload';
 
 export default class KindPreload extends ImgtoolCommand<typeof KindPreload> {
-  static override description = `Write archives for preloading images into KIND nodes.
-
-The archives are what \`ctr --namespace=k8s.io images import --no-unpack --all-platforms
---digests\` accepts inside a node, with every image's full name kept. -o FILE writes one tar
-holding every image; -o DIR (an existing directory, or a path ending in /) writes one tar per
-image, named after the image (docker.io/library/x:1 -> docker.io_library_x_1.tar), as a node
-image's /kind/images/ holds. Every archive is verified (as \`imgtool verify --strict\`) before the
-command succeeds; on failure no archive is left.`;
+  static override summary = 'Write archives for preloading images into KIND nodes.';
+  static override description = `The archives are what \`ctr --namespace=k8s.io images import --no-unpack --all-platforms --digests\` accepts inside a node, with every image's full name kept. -o FILE writes one tar holding every image; -o DIR (an existing directory, or a path ending in /) writes one tar per image, named after the image (docker.io/library/x:1 -> docker.io_library_x_1.tar), as a node image's /kind/images/ holds. Every archive is verified (as \`imgtool verify --strict\`) before the command succeeds; on failure no archive is left.`;
 
   static override examples = [
     '<%= config.bin %> kind preload app:1 sidecar:2 -o images.tar',

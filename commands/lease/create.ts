@@ -1,7 +1,10 @@
-import { ImgtoolCommand, Flags, parseDuration, InvalidArgumentError } from '../../src/index';
+import { ImgtoolCommand, Flags } from '../../src/cli';
+import { InvalidArgumentError } from '../../src/errors';
+import { parseDuration } from '../../src/leases';
 
 export default class LeaseCreate extends ImgtoolCommand<typeof LeaseCreate> {
-  static override description = 'Create a lease: what is attached to it (with `--lease ID` on load, save, convert, unpack) is kept by prune until the lease is removed or expires.';
+  static override summary = 'Create a lease: prune keeps what is attached to it.';
+  static override description = `Create a lease: what is attached to it (with \`--lease ID\` on load, save, convert, unpack) is kept by prune until the lease is removed or expires.`;
   static override flags = {
     id: Flags.string({ description: 'lease id (default: generated)' }),
     expire: Flags.string({ description: 'expire after DURATION (e.g. 10m, 24h, 7d); default: never' }),

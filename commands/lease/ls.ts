@@ -1,7 +1,8 @@
-import { ImgtoolCommand, leaseIsLive } from '../../src/index';
+import { ImgtoolCommand } from '../../src/cli';
+import { leaseIsLive } from '../../src/leases';
 
 export default class LeaseLs extends ImgtoolCommand<typeof LeaseLs> {
-  static override description = 'List leases: id, type (user or process), created, expiry, resources held, live or not.';
+  static override summary = 'List leases: id, type (user or process), created, expiry, resources held, live or not.';
   static override aliases = ['lease list'];
 
   async run(): Promise<void> {
@@ -18,11 +19,13 @@ export default class LeaseLs extends ImgtoolCommand<typeof LeaseLs> {
       live: leaseIsLive(l, now),
     }));
     if (this.flags.json) return this.outJSON(rows);
-    const w = Math.max(2, ...rows.map((r) => r.id.length));
-    this.out(`${'ID'.padEnd(w)}  TYPE     CREATED                   EXPIRES                   RESOURCES  STATE`);
-    for (const r of rows) {
-      const state = r.live ? 'live' : r.type === 'process' ? `dead (pid ${r.pid})` : 'expired';
-      this.out(`${r.id.padEnd(w)}  ${r.type.padEnd(7)}  ${r.createdAt.padEnd(24)}  ${(r.expiresAt ?? 'never').padEnd(24)}  ${String(r.resources).padEnd(9)}  ${state}`);
-    }
+    this.outTable(rows, [
+      { header: 'ID', value: (r) => r.id },
+      { header: 'TYPE', value: (r) => r.type },
+      { header: 'CREATED', value: (r) => r.createdAt },
+      { header: 'EXPIRES', value: (r) => r.expiresAt ?? 'never' },
+      { header: 'RESOURCES', value: (r) => String(r.resources), align: 'right' },
+      { header: 'STATE', value: (r) => (r.live ? 'live' : r.type === 'process' ? `dead (pid ${r.pid})` : 'expired') },
+    ]);
   }
 }

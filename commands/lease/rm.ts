@@ -1,7 +1,8 @@
-import { ImgtoolCommand, Args, NotFoundError } from '../../src/index';
+import { ImgtoolCommand, Args } from '../../src/cli';
+import { NotFoundError } from '../../src/errors';
 
 export default class LeaseRm extends ImgtoolCommand<typeof LeaseRm> {
-  static override description = 'Remove leases. What only they held goes at the next `imgtool prune`.';
+  static override summary = 'Remove leases. What only they held goes at the next `imgtool prune`.';
   static override strict = false;
   static override args = { id: Args.string({ required: true, description: 'lease id(s)' }) };
 

@@ -307,7 +307,7 @@ async function planRoot(ctx: PlanContext, rp: RootPlan): Promise<void> {
     if (ctx.format === 'docker') {
       const z = w.layers.map((d, i) => ({ d, i })).filter((x) => layerCompression(x.d.mediaType) === 'zstd');
       for (const x of z) {
-        problems.push(`image ${image} (${platformLabel(m.platform)}): layer ${x.i} ${x.d.digest} is zstd, which Docker archives cannot hold; use --compression gzip or --format oci`);
+        problems.push(`image ${image} (${platformLabel(m.platform)}): layer ${x.i + 1} ${x.d.digest} is zstd, which Docker archives cannot hold; use --compression gzip or --format oci`);
       }
     }
     rp.manifestMap.set(mdigest, w.finalDesc);
@@ -332,12 +332,12 @@ async function planLayers(ctx: PlanContext, image: string, m: ImageManifestInfo)
     const info = store.content.info(l.digest);
     const present = !!info && info.size === l.size;
     if (info && info.size !== l.size) {
-      problems.push(`image ${image} (${plat}): layer ${i} ${l.digest} is ${info.size} bytes in the store but the manifest says ${l.size}`);
+      problems.push(`image ${image} (${plat}): layer ${i + 1} ${l.digest} is ${info.size} bytes in the store but the manifest says ${l.size}`);
     }
     const own = layerCompression(l.mediaType);
     if (!present && opts.skipNonDistributable && isNonDistributable(l.mediaType)) {
       omit.add(l.digest);
-      warn(`image ${image} (${plat}): non-distributable layer ${i} ${l.digest} is not in the store; left out of the archive (--skip-non-distributable)`);
+      warn(`image ${image} (${plat}): non-distributable layer ${i + 1} ${l.digest} is not in the store; left out of the archive (--skip-non-distributable)`);
       layers.push(l);
       continue;
     }
@@ -369,18 +369,18 @@ async function planLayers(ctx: PlanContext, image: string, m: ImageManifestInfo)
     if (!r) {
       complete = false;
       const why = present ? `not available as ${compression}` : 'not in the store and cannot be produced';
-      missing.push({ image, line: `image ${image} (${plat}, manifest ${mdigest}): layer ${i} ${l.digest} (${l.mediaType}) ${why}` });
+      missing.push({ image, line: `image ${image} (${plat}, manifest ${mdigest}): layer ${i + 1} ${l.digest} (${l.mediaType}) ${why}` });
       continue;
     }
     const rinfo = store.content.info(r.digest);
     if (!rinfo || rinfo.size !== r.size) {
       complete = false;
-      missing.push({ image, line: `image ${image} (${plat}, manifest ${mdigest}): layer ${i} ${l.digest}: the layer resolver gave ${r.digest}, which is not in the store with size ${r.size}` });
+      missing.push({ image, line: `image ${image} (${plat}, manifest ${mdigest}): layer ${i + 1} ${l.digest}: the layer resolver gave ${r.digest}, which is not in the store with size ${r.size}` });
       continue;
     }
     const rc = layerCompression(r.mediaType);
     if (compression !== 'keep' && rc !== compression) {
-      throw new ImgtoolError('INTERNAL', `layer resolver returned ${r.mediaType} (${r.digest}) for layer ${i} of ${image} when ${compression} was wanted`);
+      throw new ImgtoolError('INTERNAL', `layer resolver returned ${r.mediaType} (${r.digest}) for layer ${i + 1} of ${image} when ${compression} was wanted`);
     }
     if (r.digest === l.digest && r.mediaType === l.mediaType) layers.push(l);
     else {

@@ -1,7 +1,10 @@
-import { Command, Flags, Interfaces } from '@oclif/core';
+import { Command, Flags } from './oclif';
+import type { Interfaces } from './oclif';
 import { Store, defaultRoot } from '../store';
 import { isImgtoolError } from '../errors';
 import { terminalProgress } from './progress';
+import { renderTable } from './table';
+import type { Column } from './table';
 import { Progress } from '../progress';
 import { commandSettled, installSignalHandlers, interruptedStatus } from './signals';
 
@@ -51,12 +54,28 @@ export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
     return this.progress_;
   }
 
-  /** Print a line on stdout (suppressed in --json mode). */
+  /**
+   * End the progress bars (their block ends with a newline), so that what is printed next starts
+   * on its own line instead of being drawn over by the bars.
+   */
+  protected endProgress(): void {
+    this.progress_?.stop();
+  }
+
+  /** Print a line on stdout (suppressed in --json mode); the progress bars end first. */
   protected out(line: string): void {
-    if (!this.flags.json) process.stdout.write(line + '\n');
+    if (this.flags.json) return;
+    this.endProgress();
+    process.stdout.write(line + '\n');
+  }
+
+  /** Print a listing as a table on stdout (see ./table.ts); nothing in --json mode. */
+  protected outTable<R>(rows: readonly R[], columns: readonly Column<R>[]): void {
+    for (const line of renderTable(rows, columns)) this.out(line);
   }
 
   protected outJSON(v: unknown): void {
+    this.endProgress();
     process.stdout.write(JSON.stringify(v, null, 2) + '\n');
   }
 

@@ -252,7 +252,7 @@ export async function convertImage(store: Store, src: string, dst: string, opts:
         job.to = { ...from, mediaType: mt };
         job.source = 'unchanged';
         if (isNonDistributable(from.mediaType) && layerCompression(from.mediaType) !== c) {
-          warn(`image ${rec.name}${plat ? ` (${plat})` : ''}: layer ${i} ${from.digest} is non-distributable; kept as it is`);
+          warn(`image ${rec.name}${plat ? ` (${plat})` : ''}: layer ${i + 1} ${from.digest} is non-distributable; kept as it is`);
         }
         continue;
       }
@@ -262,7 +262,7 @@ export async function convertImage(store: Store, src: string, dst: string, opts:
           compression: c, level, deterministic: opts.deterministic, prefer: from.digest, mediaType, lease: opts.lease,
           progress: opts.progress, rebuild: opts.rebuild,
           label: `${plat ? plat.split('/').slice(1).join('/') + ' ' : ''}layer ${i + 1}/${m.manifest.layers.length} ${job.diffId.slice(7, 15)}`,
-          what: `image ${rec.name}${plat ? ` (${plat})` : ''} layer ${i}`,
+          what: `image ${rec.name}${plat ? ` (${plat})` : ''} layer ${i + 1}`,
         });
         const to: Descriptor = { mediaType, digest: r.digest, size: r.size };
         if (r.digest === from.digest) {

@@ -1,8 +1,10 @@
 import { Store } from '../store';
 import { walkImage, platformsOf } from './walk';
+import type { BlobSource } from './walk';
+import type { Descriptor } from './types';
 import { contentSource } from './source';
 import { normalizeReference } from '../reference';
-import { NotFoundError } from '../errors';
+import { NotFoundError, SizeMismatchError } from '../errors';
 import { ImageRecord } from './store';
 
 export interface ImageSummary {
@@ -19,10 +21,36 @@ export interface ImageSummary {
   created: string;
 }
 
-export async function summarizeImage(store: Store, rec: ImageRecord): Promise<ImageSummary> {
-  const w = await walkImage(contentSource(store.content), rec.target);
+/** Blob sizes for summaries: `sizes` (one query for a whole listing) or one query per blob. */
+interface SummarySource {
+  source: BlobSource;
+  size(digest: string): number | undefined;
+}
+
+function storeSource(store: Store): SummarySource {
+  return { source: contentSource(store.content), size: (d) => store.content.info(d)?.size };
+}
+
+/** For listings: every blob's size read once, so the walks of thousands of images query nothing per blob. */
+function listingSource(store: Store): SummarySource {
+  const sizes = new Map(store.content.list().map((b) => [b.digest, b.size]));
+  return {
+    source: {
+      has: (d) => sizes.has(d.digest),
+      async readJSON<T>(d: Descriptor): Promise<T> {
+        const size = sizes.get(d.digest);
+        if (size !== undefined && size !== d.size) throw new SizeMismatchError(`${d.mediaType} ${d.digest}`, d.size, size);
+        return store.content.readJSON<T>(d.digest);
+      },
+    },
+    size: (d) => sizes.get(d),
+  };
+}
+
+export async function summarizeImage(store: Store, rec: ImageRecord, src: SummarySource = storeSource(store)): Promise<ImageSummary> {
+  const w = await walkImage(src.source, rec.target);
   let size = 0;
-  for (const b of w.blobs) size += store.content.info(b.digest)?.size ?? 0;
+  for (const b of w.blobs) size += src.size(b.digest) ?? 0;
   // A discarded layer blob is not missing when a reproducible snapshot of its diffID exists.
   let rebuildable = 0;
   const missing = w.missing.filter((m) => {
@@ -47,10 +75,17 @@ export async function summarizeImage(store: Store, rec: ImageRecord): Promise<Im
   };
 }
 
-/** Every image in the store with its platforms and size. */
+/** Every image in the store with its platforms and size. Names of one target share one walk. */
 export async function listImages(store: Store): Promise<ImageSummary[]> {
+  const byTarget = new Map<string, ImageSummary>();
+  const src = listingSource(store);
   const out: ImageSummary[] = [];
-  for (const rec of store.images.list()) out.push(await summarizeImage(store, rec));
+  for (const rec of store.images.list()) {
+    const key = `${rec.target.digest} ${rec.target.mediaType} ${rec.target.size}`;
+    let s = byTarget.get(key);
+    if (!s) byTarget.set(key, (s = await summarizeImage(store, rec, src)));
+    out.push({ ...s, name: rec.name, created: new Date(rec.createdAt).toISOString() });
+  }
   return out;
 }
 

@@ -45,8 +45,8 @@ export function layerResolver(store: Store, opts: LayerResolverOptions = {}): La
           lease: req.lease,
           progress: req.progress,
           rebuild: opts.rebuild,
-          label: `layer ${req.index} ${req.diffId.slice(7, 19)}`,
-          what: `image ${req.image}${req.platform ? ` (${formatPlatform(req.platform)})` : ''} layer ${req.index}`,
+          label: `layer ${req.index + 1} ${req.diffId.slice(7, 19)}`,
+          what: `image ${req.image}${req.platform ? ` (${formatPlatform(req.platform)})` : ''} layer ${req.index + 1}`,
         });
         if (r.digest === req.layer.digest && mediaType === req.layer.mediaType) return req.layer;
         return { mediaType, digest: r.digest, size: r.size };

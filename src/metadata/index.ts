@@ -14,8 +14,19 @@ export type Db = Database.Database;
  */
 export class Metadata {
   readonly db: Db;
+  private readonly statements = new Map<string, Database.Statement>();
   private constructor(db: Db) {
     this.db = db;
+  }
+
+  /**
+   * A prepared statement for `sql`, prepared once per database: preparing costs more than
+   * running a point query, and listings run thousands of them.
+   */
+  stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)));
+    return s;
   }
 
   static open(file: string, opts: { readonly?: boolean } = {}): Metadata {

@@ -128,7 +128,7 @@ describe('imgtool convert (CLI)', () => {
     }
     const r = await cli(['convert', '--compression', 'zstd', '--level', '5', 'example.com/app:1', 'example.com/app:broken']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/^imgtool: error: image example\.com\/app:1 \(linux\/arm64\) layer 1: layer sha256:[0-9a-f]{64} cannot be produced as zstd/);
+    expect(r.stderr).toMatch(/^imgtool: error: image example\.com\/app:1 \(linux\/arm64\) layer 2: layer sha256:[0-9a-f]{64} cannot be produced as zstd/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack without --debug
     const imgs = json<Array<{ name: string }>>((await cli(['images', '--json'])).stdout);
     expect(imgs.map((x) => x.name)).not.toContain('example.com/app:broken');

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Store, walkImage, contentSource } from '../../src';
+import { Store } from '../../src';
+import { walkImage } from '../../src/images/walk';
+import { contentSource } from '../../src/images/source';
 import { ImageBuilder } from '../../src/builder';
 import { runCli, tmpDir, rmrf } from '../helpers/cli';
 

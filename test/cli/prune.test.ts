@@ -90,7 +90,8 @@ describe('imgtool prune (CLI)', () => {
   it('clears leases of processes that have exited', async () => {
     await build();
     const script = `
-      const { Store, acquireProcessLease } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/src'))});
+      const { Store } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/src'))});
+      const { acquireProcessLease } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/src/leases'))});
       const s = Store.open(${JSON.stringify(root)});
       const l = acquireProcessLease(s);
       l.attach('content', s.content.list()[0].digest);

@@ -10,6 +10,12 @@
  *     ...
  *   });
  *
+ * A test that returns early this way is counted as *skipped* in the run's closing line: the
+ * check records the test in the file named by $IMGTOOL_PEER_SKIPS (set by
+ * test/helpers/summary-reporter.js), which moves it from passed to skipped. Call the check
+ * inside the test (a module-level `const HAVE = () => requirePeer(…)` is fine), not once per
+ * file: only a check made while a test runs can name that test.
+ *
  * `startContainerd(dir)` starts an isolated containerd (own root/state/socket under `dir`, via
  * `scripts/peers/containerd-up.sh`) and returns the socket path; `stopContainerd(dir)` stops it.
  * `startRegistry(dir, port)` / `stopRegistry(dir)` do the same for a distribution registry.
@@ -82,6 +88,7 @@ export function requirePeer(...names: PeerName[]): boolean {
   const msg = `peer tool(s) unavailable — ${problems.join('; ')} (install with scripts/peers/install.sh)`;
   if (process.env.CI === 'true') throw new Error(`CI=true: ${msg}`);
   const current = safeTestName();
+  recordPeerSkip(current, msg);
   console.warn(
     `\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n` +
       `!!! SKIP${current ? ` "${current}"` : ''}: ${msg}\n` +
@@ -90,13 +97,25 @@ export function requirePeer(...names: PeerName[]): boolean {
   return false;
 }
 
-function safeTestName(): string | undefined {
+function testState(): { currentTestName?: string; testPath?: string } | undefined {
   try {
-    const g = globalThis as unknown as { expect?: { getState?: () => { currentTestName?: string } } };
-    return g.expect?.getState?.().currentTestName;
+    const g = globalThis as unknown as { expect?: { getState?: () => { currentTestName?: string; testPath?: string } } };
+    return g.expect?.getState?.();
   } catch {
     return undefined;
   }
+}
+
+function safeTestName(): string | undefined {
+  return testState()?.currentTestName;
+}
+
+/** Tell the summary reporter that the running test is skipped for a missing peer (see the file comment). */
+function recordPeerSkip(test: string | undefined, why: string): void {
+  const log = process.env.IMGTOOL_PEER_SKIPS;
+  const file = testState()?.testPath;
+  if (!log || !test || !file) return;
+  fs.appendFileSync(log, JSON.stringify({ file, test, why }) + '\n');
 }
 
 function runScript(script: string, args: string[], timeoutMs = 30000): Promise<string> {

@@ -15,7 +15,7 @@ import { Descriptor } from '../../src/images/types';
 import { Fixtures } from './kind-fixtures';
 
 // Missing containerd: a loud SKIP warning here and every test returns early; under CI=true it throws.
-const HAVE = requirePeer('containerd');
+const HAVE = (): boolean => requirePeer('containerd');
 
 const NODES = ['kind-control-plane', 'kind-worker'];
 
@@ -27,7 +27,7 @@ describe('imgtool kind preload / kind load (CLI)', () => {
   const sock: Record<string, string> = {};
 
   beforeAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     dir = tmpDir('imgtool-kc-');
     root = path.join(dir, 'store');
     for (const n of NODES) sock[n] = await startContainerd(path.join(dir, n));
@@ -62,13 +62,13 @@ esac
   });
 
   afterAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     for (const n of NODES) await stopContainerd(path.join(dir, n));
     rmrf(dir);
   });
 
   it('kind preload -o FILE: verified archive that ctr imports with exact names', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const out = path.join(dir, 'pre.tar');
     const r = await runCli(['kind', 'preload', 'app:1', '-o', out, '--json'], { root, env });
     expect(r.stderr).toBe('');
@@ -84,7 +84,7 @@ esac
   });
 
   it('kind preload -o DIR/ writes one tar per image', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const out = path.join(dir, 'kind-images') + '/';
     const r = await runCli(['kind', 'preload', 'app:1', 'app:2', '-o', out], { root, env });
     expect(r.code).toBe(0);
@@ -93,7 +93,7 @@ esac
   });
 
   it('kind load --name kind: discovers the nodes, loads both in parallel; a second load skips', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await runCli(['kind', 'load', 'app:1', '--name', 'kind', '--json'], { root, env });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -122,7 +122,7 @@ esac
   });
 
   it('kind load delta after a top-layer change reports bytes sent vs a full archive', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await runCli(['kind', 'load', 'app:2', '--nodes', 'kind-worker', '--json'], { root, env });
     expect(r.code).toBe(0);
     const n = JSON.parse(r.stdout).nodes[0];
@@ -133,7 +133,7 @@ esac
   });
 
   it("--exec 'env CONTAINERD_ADDRESS=SOCKET' --nodes local drives a local containerd", async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await runCli(['kind', 'load', 'app:2', '--exec', `env CONTAINERD_ADDRESS=${sock['kind-control-plane']}`, '--nodes', 'local', '--pin'], { root, env });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -145,7 +145,7 @@ esac
   });
 
   it('a failing node: non-zero exit, one error line naming the node', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await runCli(['kind', 'load', 'app:1', '--nodes', 'kind-worker,kind-gone'], { root, env });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^imgtool: error: kind load: node "kind-gone": `containerd config dump` failed \(exit status 1\): Error response from daemon: No such container: kind-gone\n/);
@@ -153,7 +153,7 @@ esac
   });
 
   it('a cluster without nodes, or an engine that cannot list them, is an error naming the cluster', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await runCli(['kind', 'load', 'app:1', '--name', 'other'], { root, env });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/no nodes found for KIND cluster "other"/);

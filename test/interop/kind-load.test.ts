@@ -15,7 +15,7 @@ import { formatPlatform, hostPlatform } from '../../src/platform';
 import { Descriptor, Index, Manifest } from '../../src/images/types';
 
 // Missing containerd: a loud SKIP warning here and every test returns early; under CI=true it throws.
-const HAVE = requirePeer('containerd');
+const HAVE = (): boolean => requirePeer('containerd');
 
 describe('kind load into live containerd nodes', () => {
   let dir: string;
@@ -27,7 +27,7 @@ describe('kind load into live containerd nodes', () => {
   let app2: Descriptor;
 
   beforeAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     dir = tmpDir('imgtool-kl-');
     for (const n of ['n1', 'n2']) sock[n] = await startContainerd(path.join(dir, n));
     template = `env CONTAINERD_ADDRESS=${dir}/{node}/containerd.sock`;
@@ -38,7 +38,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   afterAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     store?.close();
     for (const n of Object.keys(sock)) await stopContainerd(path.join(dir, n));
     rmrf(dir);
@@ -55,7 +55,7 @@ describe('kind load into live containerd nodes', () => {
   }
 
   it('--full sends everything to one node; names exact, image complete, unpacked', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await kindLoad(store, ['app:1'], { nodes: ['n1'], exec: template, full: true });
     expect(r.nodes).toHaveLength(1);
     const n = r.nodes[0];
@@ -75,7 +75,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('delta after changing only the top layer sends far fewer bytes and leaves the image complete', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await kindLoad(store, ['app:2'], { nodes: ['n1'], exec: template });
     const n = r.nodes[0];
     expect(n.imported).toEqual(['docker.io/library/app:2']);
@@ -91,7 +91,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('a second identical load skips everything and sends nothing', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await kindLoad(store, ['app:1', 'docker.io/library/app:2'], { nodes: ['n1'], exec: template });
     const n = r.nodes[0];
     expect(n.skipped.sort()).toEqual(['docker.io/library/app:1', 'docker.io/library/app:2']);
@@ -100,7 +100,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('an image present under another name is retagged, not sent', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     store.images.put('registry.example.com/team/app:stable', app2);
     const r = await kindLoad(store, ['registry.example.com/team/app:stable'], { nodes: ['n1'], exec: template, pin: true });
     const n = r.nodes[0];
@@ -114,7 +114,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('a name that moved to new content is re-imported over the old one (delta)', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const app3 = await fx.put(await fx.twoPlatformApp('v3', 2 << 20), ['docker.io/library/app:3']);
     store.images.put('docker.io/library/moving:1', app1);
     await kindLoad(store, ['moving:1'], { nodes: ['n1'], exec: template });
@@ -130,7 +130,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('nodes load in parallel, each with its own delta', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const r = await kindLoad(store, ['app:1', 'app:2'], { nodes: ['n1', 'n2'], exec: template });
     const byNode = Object.fromEntries(r.nodes.map((n) => [n.node, n]));
     expect(byNode.n1.bytesSent).toBe(0);
@@ -145,7 +145,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('an image left incomplete on a node (a blob removed) gets a full archive', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     // Remove one arm64 base layer: ctr images check (host platform only) may still say complete,
     // but the node's content store no longer holds the whole image.
     const index = fx.blobs.readJson<Index>(app1.digest);
@@ -163,7 +163,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('a failing node command fails naming the node', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const e = await kindLoad(store, ['app:1'], { nodes: ['n1', 'broken'], exec: template }).catch((x) => x);
     expect(e).toBeInstanceOf(KindLoadError);
     expect(e.message).toMatch(/node "broken"/);
@@ -172,7 +172,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it("an image without the node's platform fails on import, naming the node and ctr's reason", async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const other = formatPlatform(hostPlatform()) === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
     const img = buildImage(fx.blobs, { layers: [await fx.layer('foreign', 4096)], platform: other, format: 'oci' });
     const idx = buildIndex(fx.blobs, { images: [img], format: 'oci' });
@@ -183,7 +183,7 @@ describe('kind load into live containerd nodes', () => {
   });
 
   it('an unknown image fails before any node is contacted', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const e = await kindLoad(store, ['nope:1'], { nodes: ['broken'], exec: template }).catch((x) => x);
     expect(e.message).toMatch(/nope/);
     expect(e.message).not.toMatch(/broken/);

@@ -16,7 +16,7 @@ import { Fixtures } from './kind-fixtures';
 import { formatPlatform, hostPlatform } from '../../src/platform';
 
 // Missing containerd: a loud SKIP warning here and every test returns early; under CI=true it throws.
-const HAVE = requirePeer('containerd');
+const HAVE = (): boolean => requirePeer('containerd');
 
 const fileSha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
@@ -42,7 +42,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   let ns = 0;
 
   beforeAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     dir = tmpDir('imgtool-kp-');
     sock = await startContainerd(path.join(dir, 'c'));
     store = Store.open(path.join(dir, 'store'));
@@ -53,7 +53,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   });
 
   afterAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     store?.close();
     await stopContainerd(path.join(dir, 'c'));
     rmrf(dir);
@@ -74,7 +74,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   }
 
   it('one tar for all images: names exact, digests kept, every image complete', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const out = path.join(dir, 'all.tar');
     const r = await kindPreload(store, ['app:1', 'registry.example.com/ns/tool:2', 'tool', 'zapp:1'], { output: out });
     expect(r.mode).toBe('file');
@@ -104,7 +104,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   });
 
   it('one tar per image in a directory, deterministic names and bytes, each importable', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const out = path.join(dir, 'images') + '/';
     const r = await kindPreload(store, ['app:1', 'registry.example.com/ns/tool:2'], { output: out });
     expect(r.mode).toBe('dir');
@@ -123,7 +123,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   });
 
   it('a multi-platform image preloaded for one platform: new index, only that platform, complete', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     // The host's platform, so that `ctr images check` (which judges the host platform) can run.
     const host = formatPlatform(hostPlatform());
     const [keep, drop] = host === 'linux/arm64' ? ['arm64', 'amd64'] : ['amd64', 'arm64'];
@@ -148,7 +148,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   });
 
   it('a partial archive fails the strict check', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const out = path.join(dir, 'partial.tar');
     const layer = fx.blobs.readJson<Manifest>(tool.digest).layers[0].digest;
     await saveImages(store, ['registry.example.com/ns/tool:2'], { output: out, omitBlobs: new Set([layer]) });
@@ -163,7 +163,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   });
 
   it('nothing is written when an image or platform is missing', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const out = path.join(dir, 'none.tar');
     await expect(kindPreload(store, ['app:1', 'nope:1'], { output: out })).rejects.toThrow(/nope/);
     expect(fs.existsSync(out)).toBe(false);
@@ -175,7 +175,7 @@ describe('kind preload → ctr import --no-unpack --all-platforms --digests', ()
   });
 
   it('a failure after some archives were written removes them all', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     // Corrupt one stored layer of `tool` (same size): saving it fails its digest re-check.
     const layer = fx.blobs.readJson<Manifest>(tool.digest).layers[1].digest;
     const file = store.content.blobPath(layer);

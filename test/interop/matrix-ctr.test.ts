@@ -36,7 +36,7 @@ interface Verified {
 }
 
 // Missing containerd/ctr (or not root): one loud SKIP warning and every test returns early; under CI=true this throws.
-const HAVE = requirePeer('containerd');
+const HAVE = (): boolean => requirePeer('containerd');
 
 describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   let dir: string;
@@ -46,7 +46,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   let all: string;
 
   beforeAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     dir = tmpDir('imx-c-');
     const [f, s] = await Promise.all([buildMatrixFixtures(dir), startContainerd(path.join(dir, 'ctd'))]);
     fx = f;
@@ -56,7 +56,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   });
 
   afterAll(async () => {
-    if (!HAVE || !dir) return;
+    if (!HAVE() || !dir) return;
     if (sock) await stopContainerd(path.join(dir, 'ctd')).catch(() => undefined);
     rmrf(dir);
   });
@@ -82,7 +82,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   }
 
   it('save → ctr import --no-unpack --all-platforms --digests → check complete → ctr export → load: same digests; save → verify', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const ns = 'roundtrip';
     await ctr(sock, ['images', 'import', '--no-unpack', '--all-platforms', '--digests', all], { namespace: ns });
 
@@ -127,7 +127,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   });
 
   it("ctr's default export (host platform only) loads as partial with the same index digest; save → verify", async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const ns = 'hostonly';
     await ctr(sock, ['images', 'import', '--no-unpack', '--all-platforms', all], { namespace: ns });
     const exported = path.join(dir, 'ctr-export-host.tar');
@@ -154,7 +154,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   });
 
   it('save → ctr import WITH unpack (native): complete, unpacked, same chainIDs, same merged trees as imgtool export-rootfs', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const ns = 'unpack';
     const out = await ctr(sock, ['images', 'import', '--snapshotter', 'native', all], { namespace: ns });
     for (const n of fx.names) expect(out).toContain(`unpacking ${n} (`);
@@ -184,7 +184,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   });
 
   it('save --format docker → ctr import WITH unpack (native): complete, unpacked, same configs and chainIDs', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const ns = 'docker';
     const keys = ['base', 'multi', 'plain'] as const;
     const file = path.join(dir, 'docker.tar');
@@ -203,7 +203,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   });
 
   it('save --compression zstd and --format docker --compression gzip → ctr import WITH unpack: complete, same configs and chainIDs', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const ns = 'convert';
     const zz = path.join(dir, 'as-zstd.tar');
     const zg = path.join(dir, 'as-gzip.tar');
@@ -231,7 +231,7 @@ describe('interop matrix: imgtool ⇄ containerd (ctr 1.6)', () => {
   });
 
   it('kind load: the shared-diffID images (other blobs, same diffIDs) after the base image: delta, complete, unpacked', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const exec = `env CONTAINERD_ADDRESS=${sock}`;
     const first = await imgtoolJson(fx.root, ['kind', 'load', 'base:1', '--exec', exec, '--nodes', 'local']);
     expect(first.nodes[0].imported).toEqual(['docker.io/library/base:1']);

@@ -24,7 +24,7 @@ import {
   FixtureImage, MatrixFixtures, buildMatrixFixtures, imgtool, imgtoolJson, layoutEntry, layoutImage, layoutLayerDiffIds, readLayoutBlob, run,
 } from './matrix-fixtures';
 
-const HAVE = requirePeer('skopeo', 'zstd');
+const HAVE = (): boolean => requirePeer('skopeo', 'zstd');
 
 interface Listing {
   images: Array<{ names: string[]; digest: string; platforms: string[]; partial: boolean; manifests: Array<{ digest: string; platform?: string; attestation: boolean; config: { digest: string }; layers: Array<{ diffId?: string }> }> }>;
@@ -48,7 +48,7 @@ describe('interop matrix: imgtool ⇄ skopeo', () => {
   let listing: Listing;
 
   beforeAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     dir = tmpDir('imx-s-');
     fx = await buildMatrixFixtures(dir);
     all = path.join(dir, 'all.tar');
@@ -72,7 +72,7 @@ describe('interop matrix: imgtool ⇄ skopeo', () => {
   const want = (img: FixtureImage) => ({ configDigest: img.host.configDigest, diffIds: img.host.diffIds });
 
   it('docker-archive: → oci: gives the config digests and diffIDs imgtool reports, for every name', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const cases = Object.values(fx.images).flatMap((img) => img.names.map((name) => ({ img, name })));
     const v2s2 = path.join(dir, 'from-docker-v2s2');
     const conv = path.join(dir, 'from-docker-oci');
@@ -93,7 +93,7 @@ describe('interop matrix: imgtool ⇄ skopeo', () => {
   });
 
   it('oci-archive: → oci: keeps manifests, configs and diffIDs (OCI-typed images; --all keeps the whole index)', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const layout = path.join(dir, 'from-oci');
     for (const key of ['multi', 'zst', 'plain', 'bzstd'] as const) {
       const img = fx.images[key];
@@ -110,7 +110,7 @@ describe('interop matrix: imgtool ⇄ skopeo', () => {
   });
 
   it('skopeo outputs → imgtool load → save → verify --strict', async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     const src = path.join(dir, 'src-layout');
     await run('skopeo', ['copy', '--quiet', '--all', `oci-archive:${all}:docker.io/library/multi:1`, `oci:${src}:multi`]);
     await run('skopeo', ['copy', '--quiet', `oci-archive:${all}:docker.io/library/zst:1`, `oci:${src}:zst`]);

@@ -15,7 +15,7 @@ import { rmrf, tmpDir } from '../helpers/cli';
 import { requirePeer } from '../helpers/peers';
 import { BASE_EXPECTED_PATHS, MatrixFixtures, buildMatrixFixtures, diffTrees, imgtool, imgtoolJson, layoutImage, run, scanTree, chainIds } from './matrix-fixtures';
 
-const HAVE = requirePeer('umoci', 'skopeo');
+const HAVE = (): boolean => requirePeer('umoci', 'skopeo');
 const ROOTLESS = process.getuid?.() !== 0;
 
 describe('interop matrix: imgtool unpack ⇄ umoci unpack', () => {
@@ -25,7 +25,7 @@ describe('interop matrix: imgtool unpack ⇄ umoci unpack', () => {
   const layouts: Record<string, { layout: string; tag: string }> = {};
 
   beforeAll(async () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     dir = tmpDir('imx-u-');
     fx = await buildMatrixFixtures(dir);
     const all = path.join(dir, 'all.tar');
@@ -46,7 +46,7 @@ describe('interop matrix: imgtool unpack ⇄ umoci unpack', () => {
   });
 
   it('the layouts umoci reads hold the fixtures (same configs and diffIDs; plain still uncompressed, zst as gzip)', () => {
-    if (!HAVE) return;
+    if (!HAVE()) return;
     for (const [key, { layout, tag }] of Object.entries(layouts)) {
       const img = fx.images[key as keyof MatrixFixtures['images']];
       const got = layoutImage(layout, tag);
@@ -59,7 +59,7 @@ describe('interop matrix: imgtool unpack ⇄ umoci unpack', () => {
 
   for (const key of ['base', 'zst', 'plain', 'multi'] as const) {
     it(`${key}: imgtool unpack + export-rootfs equals umoci unpack`, async () => {
-      if (!HAVE) return;
+      if (!HAVE()) return;
       const img = fx.images[key];
       const { layout, tag } = layouts[key];
       const bundle = path.join(dir, `bundle-${key}`);

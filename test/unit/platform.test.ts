@@ -1,4 +1,5 @@
-import { parsePlatform, formatPlatform, comparePlatforms, exactMatcher, normalizePlatform, isUnknownPlatform } from '../../src';
+import { parsePlatform, formatPlatform } from '../../src';
+import { comparePlatforms, exactMatcher, normalizePlatform, isUnknownPlatform } from '../../src/platform';
 
 describe('platforms', () => {
   it('parses and normalises', () => {

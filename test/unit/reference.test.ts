@@ -1,4 +1,5 @@
-import { normalizeReference, familiarName, familiarRepository, isFullReference, parseReference } from '../../src';
+import { normalizeReference, familiarName, parseReference } from '../../src';
+import { familiarRepository, isFullReference } from '../../src/reference';
 
 describe('reference normalisation (Docker rules)', () => {
   it.each([

@@ -6,9 +6,10 @@ import * as zlib from 'node:zlib';
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import {
-  Store, Descriptor, MediaType, Platform, sha256, compressStream, Annotation, layerMediaType,
-} from '../../../src';
+import { Store, Descriptor, MediaType, Platform, sha256 } from '../../../src';
+import { compressStream } from '../../../src/compression/codecs';
+import { Annotation } from '../../../src/images/types';
+import { layerMediaType } from '../../../src/images/mediatypes';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 

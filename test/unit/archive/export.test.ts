@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import {
-  Store, saveImages, planSave, sha256, MediaType, MissingContentError, Descriptor, LayerResolver,
-  Annotation, ImgtoolError,
-} from '../../../src';
+import { Store, saveImages, sha256, MediaType, MissingContentError, Descriptor, ImgtoolError } from '../../../src';
+import { planSave } from '../../../src/archive/export';
+import { LayerResolver } from '../../../src/archive/export-resolver';
+import { Annotation } from '../../../src/images/types';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import {
   addImage, addIndex, addAttestation, addVariant, addLayer, dropBlob, readTar, entryJSON, collect, FixtureImage,
@@ -210,8 +210,8 @@ describe('saveImages', () => {
     expect(err).toBeInstanceOf(MissingContentError);
     expect(err!.details).toHaveLength(2);
     expect(err!.details[0]).toContain('image docker.io/library/a:1');
-    expect(err!.details[0]).toContain(`layer 1 ${a.layers[1].desc.digest}`);
-    expect(err!.details[1]).toContain(`layer 0 ${b.layers[0].desc.digest}`);
+    expect(err!.details[0]).toContain(`layer 2 ${a.layers[1].desc.digest}`);
+    expect(err!.details[1]).toContain(`layer 1 ${b.layers[0].desc.digest}`);
     expect(fs.readdirSync(out)).toEqual([]);
 
     // Also nothing at all reaches a stream output.
@@ -281,7 +281,7 @@ describe('saveImages', () => {
     await expect(saveImages(store, ['d:1'], { output: file('dd.tar'), host, compression: 'zstd', format: 'docker' })).rejects.toThrow(/zstd/);
     const zs = await addImage(store, { layers: [{ f: 'z' }], compression: 'zstd' });
     store.images.put('docker.io/library/zs:1', zs.manifest);
-    await expect(saveImages(store, ['zs:1'], { output: file('dd.tar'), host, format: 'docker' })).rejects.toThrow(/layer 0 .* is zstd/);
+    await expect(saveImages(store, ['zs:1'], { output: file('dd.tar'), host, format: 'docker' })).rejects.toThrow(/layer 1 .* is zstd/);
     expect(fs.existsSync(file('dd.tar'))).toBe(false);
   });
 

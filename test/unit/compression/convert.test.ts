@@ -187,7 +187,7 @@ describe('convertImage', () => {
     const err = await convertImage(e.store, 'broken:1', 'broken:z', { compression: 'zstd', rebuild: null }).catch((x) => x);
     expect(err).toBeInstanceOf(MissingContentError);
     expect(err.message).toContain('docker.io/library/broken:1');
-    expect(err.message).toContain('layer 1');
+    expect(err.message).toContain('layer 2');
     expect(err.message).toContain(ls[1].diffId);
     expect(e.store.images.get('docker.io/library/broken:z')).toBeUndefined();
   });

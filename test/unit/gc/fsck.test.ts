@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Store, sha256, selfIdentity, tempOwnerTag } from '../../../src';
+import { Store, sha256 } from '../../../src';
+import { selfIdentity, tempOwnerTag } from '../../../src/leases/process';
 import { fsck } from '../../../src/gc';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { layer, makeImage, addSnapshots, addVariant, snapshotIds, fileExists } from './fixture';

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Store, processStartId, tempOwnerTag } from '../../../src';
+import { Store } from '../../../src';
+import { processStartId, tempOwnerTag } from '../../../src/leases/process';
 import { prune } from '../../../src/gc';
 import { tmpDir, rmrf } from '../../helpers/cli';
 

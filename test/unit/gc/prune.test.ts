@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { Store, sha256, MediaType, processStartId, selfIdentity, tempOwnerTag } from '../../../src';
+import { Store, sha256, MediaType } from '../../../src';
+import { processStartId, selfIdentity, tempOwnerTag } from '../../../src/leases/process';
 import { prune } from '../../../src/gc';
 import { tmpDir, rmrf, REPO } from '../../helpers/cli';
 import { layer, makeImage, addSnapshots, addVariant, snapshotIds, variantIds, blobIds, fileExists } from './fixture';
@@ -318,7 +319,8 @@ describe('prune', () => {
 
     function startChild(): Promise<{ digest: string; tmp: string }> {
       const script = `
-        const { Store, acquireProcessLease, tempOwnerTag } = require(${JSON.stringify(path.join(REPO, 'dist', 'src'))});
+        const { Store } = require(${JSON.stringify(path.join(REPO, 'dist', 'src'))});
+        const { acquireProcessLease, tempOwnerTag } = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'leases'))});
         const fs = require('fs');
         (async () => {
           const s = Store.open(${JSON.stringify(dir)});

@@ -1,4 +1,6 @@
-import { walkImage, BlobSource, Descriptor, MediaType, sha256, exactMatcher, parsePlatform } from '../../../src';
+import { Descriptor, MediaType, sha256, parsePlatform } from '../../../src';
+import { walkImage, BlobSource } from '../../../src/images/walk';
+import { exactMatcher } from '../../../src/platform';
 
 /** An in-memory BlobSource holding JSON documents and raw blobs. */
 function memSource() {

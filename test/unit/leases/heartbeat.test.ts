@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Store, acquireProcessLease, withCommandLease, sha256 } from '../../../src';
+import { Store, sha256 } from '../../../src';
+import { acquireProcessLease, withCommandLease } from '../../../src/leases';
 import { tmpDir, rmrf } from '../../helpers/cli';
 
 const MIN = 60_000;

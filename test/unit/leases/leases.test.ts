@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { Store, sha256, withCommandLease, acquireProcessLease, parseDuration, isProcessAlive, processStartId, leaseIsLive } from '../../../src';
+import { Store, sha256 } from '../../../src';
+import { withCommandLease, acquireProcessLease, parseDuration, leaseIsLive } from '../../../src/leases';
+import { isProcessAlive, processStartId } from '../../../src/leases/process';
 import { parseProcStat } from '../../../src/leases/process';
 import { tmpDir, rmrf } from '../../helpers/cli';
 
@@ -130,7 +132,8 @@ describe('leases', () => {
 
   it('releases process leases on normal exit of the process', () => {
     const script = `
-      const { Store, acquireProcessLease } = require(${JSON.stringify(require.resolve('../../../dist/src'))});
+      const { Store } = require(${JSON.stringify(require.resolve('../../../dist/src'))});
+      const { acquireProcessLease } = require(${JSON.stringify(require.resolve('../../../dist/src/leases'))});
       const s = Store.open(${JSON.stringify(dir)});
       acquireProcessLease(s);
       console.log(s.leases.list().length);

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Store, acquireProcessLease, processVerdict, selfIdentity, tempOwnerTag, parseTempOwner, ProcReader, ProcessIdentity, LeaseInfo } from '../../../src';
+import { Store, LeaseInfo } from '../../../src';
+import { acquireProcessLease } from '../../../src/leases';
+import { processVerdict, selfIdentity, tempOwnerTag, parseTempOwner, ProcReader, ProcessIdentity } from '../../../src/leases/process';
 import { systemProc } from '../../../src/leases/process';
 import { prune } from '../../../src/gc';
 import { tmpDir, rmrf } from '../../helpers/cli';
