@@ -2,7 +2,7 @@ import { Store } from '../store';
 import { walkImage, platformsOf } from './walk';
 import { contentSource } from './source';
 import { normalizeReference } from '../reference';
-import { NotFoundError } from '../errors';
+import { ImgtoolError, NotFoundError } from '../errors';
 import { ImageRecord } from './store';
 
 export interface ImageSummary {
@@ -17,6 +17,12 @@ export interface ImageSummary {
   /** Bytes of every present blob of the image's closure. */
   size: number;
   created: string;
+  /**
+   * Set when the image's documents cannot be read or are malformed (one line: which
+   * document, which field); the other fields are then empty. Listing never fails for the
+   * whole store because of one image.
+   */
+  unreadable?: string;
 }
 
 export async function summarizeImage(store: Store, rec: ImageRecord): Promise<ImageSummary> {
@@ -47,10 +53,22 @@ export async function summarizeImage(store: Store, rec: ImageRecord): Promise<Im
   };
 }
 
-/** Every image in the store with its platforms and size. */
+/** Every image in the store with its platforms and size; an unreadable image is listed with `unreadable` set. */
 export async function listImages(store: Store): Promise<ImageSummary[]> {
   const out: ImageSummary[] = [];
-  for (const rec of store.images.list()) out.push(await summarizeImage(store, rec));
+  for (const rec of store.images.list()) {
+    try {
+      out.push(await summarizeImage(store, rec));
+    } catch (e) {
+      // One bad image must not hide the others. Any error: a raw one (an unreadable blob
+      // file) is still about this image only.
+      const why = e instanceof ImgtoolError ? e.message : `cannot be read (${(e as Error).message})`;
+      out.push({
+        name: rec.name, digest: rec.target.digest, mediaType: rec.target.mediaType, platforms: [], partial: true,
+        rebuildable: 0, size: 0, created: new Date(rec.createdAt).toISOString(), unreadable: why,
+      });
+    }
+  }
   return out;
 }
 
