@@ -8,11 +8,12 @@
  */
 import { ContentStore, MAX_JSON_SIZE } from '../content';
 import { Compression } from '../compression/codecs';
-import { Digest, isDigest, shortDigest } from '../digest';
+import { Digest, shortDigest } from '../digest';
 import { ImgtoolError, InvalidArchiveError, NotFoundError } from '../errors';
 import { isIndexType, isManifestType, isLayerType, isNonDistributable, layerCompression } from '../images/mediatypes';
 import { Annotation, Descriptor } from '../images/types';
 import { BlobSource, ImageWalk, platformsOf, stripDesc, walkImage } from '../images/walk';
+import { parseDocument } from '../images/schema';
 import { exactMatcher, formatPlatform, parsePlatform, Platform, PlatformMatcher } from '../platform';
 import { ArchiveScan } from './reader';
 import { ArchiveImage, ResolvedArchive } from './reader-layout';
@@ -104,21 +105,17 @@ export class ArchiveSource implements BlobSource {
     return true;
   }
 
-  async readJSON<T>(d: Descriptor): Promise<T> {
-    const what = `${d.mediaType} ${d.digest}`;
+  async readJSON<T>(d: Descriptor, what = `${d.mediaType} ${d.digest}`): Promise<T> {
     if (d.size > MAX_JSON_SIZE) throw new InvalidArchiveError(`${what} is ${d.size} bytes, over the ${MAX_JSON_SIZE}-byte limit for JSON documents`);
     let bytes: Buffer | undefined = this.resolved.synthesized.get(d.digest)?.bytes ?? this.scan.json.get(d.digest);
     if (!bytes && this.resolved.index.desc.digest === d.digest) bytes = this.resolved.index.bytes;
     if (!bytes && this.store?.has(d.digest)) bytes = await this.store.readBuffer(d.digest);
     if (!bytes) {
-      if (this.scan.blobs.has(d.digest)) throw new InvalidArchiveError(`${what} is not a JSON document`);
+      // The reader keeps only blobs that start with "{" as documents.
+      if (this.scan.blobs.has(d.digest)) throw new InvalidArchiveError(`${what}: must be a JSON object, but the blob does not start with "{"`);
       throw new NotFoundError(`${what} is not in the archive`);
     }
-    try {
-      return JSON.parse(bytes.toString('utf8')) as T;
-    } catch (e) {
-      throw new InvalidArchiveError(`${what} is not valid JSON: ${(e as Error).message}`);
-    }
+    return parseDocument(bytes, what) as T;
   }
 }
 
@@ -230,22 +227,15 @@ export async function checkArchiveImages(scan: ArchiveScan, resolved: ResolvedAr
     // Config diffIDs against layers; compression variants to record.
     for (const m of walk.manifests) {
       if (m.attestation || !m.config) continue;
-      const diffIds = (m.config.rootfs as { diff_ids?: unknown } | undefined)?.diff_ids;
+      // validateConfig (in walkImage) guarantees an image config's rootfs.diff_ids are sha256 digests.
+      const diffIds = m.config.rootfs.diff_ids;
       const layers = m.manifest.layers.filter((l) => isLayerType(l.mediaType));
-      if (!Array.isArray(diffIds)) {
-        problems.push(`${img.label}: config ${m.manifest.config.digest} has no rootfs.diff_ids`);
-        continue;
-      }
       if (diffIds.length !== layers.length) {
         problems.push(`${img.label}: manifest ${shortDigest(m.desc.digest)} has ${layers.length} layers but its config ${shortDigest(m.manifest.config.digest)} lists ${diffIds.length} diffIDs`);
         continue;
       }
       layers.forEach((l, i) => {
         const diffId = diffIds[i];
-        if (!isDigest(diffId)) {
-          problems.push(`${img.label}: config ${shortDigest(m.manifest.config.digest)} diffID ${i + 1} is not a sha256 digest: ${JSON.stringify(diffId)}`);
-          return;
-        }
         const declared = layerCompression(l.mediaType)!;
         const file = scan.blobs.get(l.digest);
         const actual = file ? file.compression : declared;

@@ -10,7 +10,8 @@ import { Compression } from '../compression/codecs';
 import { Digest, sha256 } from '../digest';
 import { InvalidArchiveError, ImgtoolError } from '../errors';
 import { MediaType, layerMediaType } from '../images/mediatypes';
-import { Annotation, Descriptor, ImageConfig, Index } from '../images/types';
+import { Annotation, Descriptor, DockerManifestEntry, ImageConfig } from '../images/types';
+import { parseDocument, validateConfig, validateDockerManifestJson, validateIndex, validateOciLayout } from '../images/schema';
 import { normalizePlatform, Platform } from '../platform';
 import { normalizeReference, parseReference } from '../reference';
 import { MAX_JSON_SIZE } from '../content';
@@ -43,22 +44,6 @@ export interface ResolvedArchive {
 /** Reads a JSON-able blob of the archive (memory first, then wherever the caller keeps content). */
 export type ReadBlob = (file: ArchiveFile) => Promise<Buffer>;
 
-interface DockerManifestEntry {
-  Config: string;
-  RepoTags?: string[] | null;
-  Layers: string[];
-  Parent?: string;
-  LayerSources?: Record<string, Descriptor>;
-}
-
-function parseJSON<T>(bytes: Buffer, what: string): T {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T;
-  } catch (e) {
-    throw new InvalidArchiveError(`${what} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 /** Work out the archive's format, images and (for Docker archives) synthesized documents. */
 export async function resolveArchive(scan: ArchiveScan, readBlob: ReadBlob): Promise<ResolvedArchive> {
   const layoutDoc = scan.docs.get('oci-layout');
@@ -75,31 +60,22 @@ export async function resolveArchive(scan: ArchiveScan, readBlob: ReadBlob): Pro
   };
 
   if (layoutDoc) {
-    const layout = parseJSON<{ imageLayoutVersion?: string }>(layoutDoc, 'oci-layout');
-    if (layout?.imageLayoutVersion !== '1.0.0') {
-      throw new InvalidArchiveError(`unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)} in oci-layout (expected "1.0.0")`);
+    const layout = validateOciLayout(parseDocument(layoutDoc, 'oci-layout'), 'oci-layout');
+    if (layout.imageLayoutVersion !== '1.0.0') {
+      throw new InvalidArchiveError(`unsupported OCI layout version ${JSON.stringify(layout.imageLayoutVersion)} in oci-layout (expected "1.0.0")`);
     }
     if (!indexDoc) throw new InvalidArchiveError('OCI layout without index.json');
   }
   if (indexDoc && (layoutDoc || !manifestDoc)) {
     if (!layoutDoc) out.warnings.push('archive has index.json but no oci-layout file; reading it as an OCI layout');
-    const index = parseJSON<Index>(indexDoc, 'index.json');
-    if (!index || typeof index !== 'object' || !Array.isArray(index.manifests)) {
-      throw new InvalidArchiveError('index.json is not an OCI image index (no manifests array)');
-    }
+    const index = validateIndex(parseDocument(indexDoc, 'index.json'), 'index.json');
     out.format = manifestDoc ? 'docker+oci' : 'oci';
     out.index = {
       desc: { mediaType: index.mediaType ?? MediaType.OCI_INDEX, digest: sha256(indexDoc), size: indexDoc.length },
       bytes: indexDoc,
       synthesized: false,
     };
-    for (const m of index.manifests) {
-      if (!m || typeof m !== 'object' || typeof m.digest !== 'string' || typeof m.mediaType !== 'string' || typeof m.size !== 'number') {
-        out.problems.push(`index.json: invalid descriptor ${JSON.stringify(m)}`);
-        continue;
-      }
-      out.images.push({ desc: m, repoTags: [] });
-    }
+    for (const m of index.manifests) out.images.push({ desc: m, repoTags: [] });
     if (manifestDoc) {
       // Docker 25+: names may also be in manifest.json's RepoTags (matched by config).
       try {
@@ -125,15 +101,7 @@ export async function resolveArchive(scan: ArchiveScan, readBlob: ReadBlob): Pro
 }
 
 function parseDockerManifest(bytes: Buffer): DockerManifestEntry[] {
-  const list = parseJSON<unknown>(bytes, 'manifest.json');
-  if (!Array.isArray(list)) throw new InvalidArchiveError('manifest.json is not a JSON array');
-  list.forEach((e, i) => {
-    const ok = e && typeof e === 'object' && typeof (e as DockerManifestEntry).Config === 'string' &&
-      Array.isArray((e as DockerManifestEntry).Layers) && (e as DockerManifestEntry).Layers.every((l) => typeof l === 'string') &&
-      ((e as DockerManifestEntry).RepoTags == null || (Array.isArray((e as DockerManifestEntry).RepoTags) && (e as DockerManifestEntry).RepoTags!.every((t) => typeof t === 'string')));
-    if (!ok) throw new InvalidArchiveError(`manifest.json entry ${i} is not a {Config, RepoTags, Layers} object`);
-  });
-  return list as DockerManifestEntry[];
+  return validateDockerManifestJson(parseDocument(bytes, 'manifest.json'), 'manifest.json');
 }
 
 /** Paths in manifest.json are relative to the archive root. */
@@ -174,8 +142,8 @@ async function synthesizeDocker(scan: ArchiveScan, entries: DockerManifestEntry[
     let config: ImageConfig;
     try {
       if (cfgFile!.size > MAX_JSON_SIZE) throw new InvalidArchiveError(`config ${JSON.stringify(e.Config)} is ${cfgFile!.size} bytes, over the ${MAX_JSON_SIZE}-byte limit`);
-      config = parseJSON<ImageConfig>(await readBlob(cfgFile!), `${label}: config ${JSON.stringify(e.Config)}`);
-      if (!config || typeof config !== 'object') throw new InvalidArchiveError(`${label}: config ${JSON.stringify(e.Config)} is not a JSON object`);
+      const what = `${label}: config ${JSON.stringify(e.Config)}`;
+      config = validateConfig(parseDocument(await readBlob(cfgFile!), what), what);
     } catch (err) {
       if (!(err instanceof ImgtoolError)) throw err;
       out.problems.push(err.message);
@@ -192,7 +160,7 @@ async function synthesizeDocker(scan: ArchiveScan, entries: DockerManifestEntry[
     const bytes = Buffer.from(JSON.stringify(manifest), 'utf8');
     const desc: Descriptor = { mediaType: manifest.mediaType, digest: sha256(bytes), size: bytes.length };
     out.synthesized.set(desc.digest, { mediaType: desc.mediaType, bytes });
-    if (typeof config.os === 'string' && typeof config.architecture === 'string' && config.os && config.architecture) {
+    if (config.os && config.architecture) {
       const p: Platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
       desc.platform = { architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}) };
     }

@@ -57,7 +57,7 @@ export async function examineArchive(input: ArchiveInputSource, opts: ExamineOpt
     const scan = ex.scan;
     ex.resolved = await resolveArchive(scan, async (f) => {
       const b = scan.json.get(f.digest);
-      if (!b) throw new ImgtoolError('INVALID_ARCHIVE', `${f.path} is not a JSON document`);
+      if (!b) throw new ImgtoolError('INVALID_ARCHIVE', `${f.path}: must be a JSON object, but the file does not start with "{"`);
       return b;
     });
     ex.problems.push(...ex.resolved.problems);

@@ -9,6 +9,7 @@ import {
   Compression, MediaType, isConfigType, isDockerType, isIndexType, isLayerType, isManifestType, isNonDistributable, layerCompression, layerMediaType,
 } from '../images/mediatypes';
 import { isAttestation } from '../images/walk';
+import { MAX_INDEX_NESTING, parseDocument, validateConfig, validateIndex, validateManifest } from '../images/schema';
 import { Platform, PlatformMatcher, exactMatcher, formatPlatform, isUnknownPlatform, normalizePlatform, parsePlatform } from '../platform';
 import { normalizeReference, parseReference } from '../reference';
 import { effectiveLevel } from './codecs';
@@ -121,25 +122,24 @@ export async function convertImage(store: Store, src: string, dst: string, opts:
   const dropped: Descriptor[] = [];
   const absent: string[] = [];
   const readManifest = async (desc: Descriptor, attestation: boolean): Promise<Node & { kind: 'manifest' }> => {
-    const manifest = await content.readJSON<Manifest>(desc.digest);
-    if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers)) {
-      throw new InvalidArchiveError(`image ${rec.name}: manifest ${desc.digest} is not a valid image manifest`);
-    }
+    const mwhat = `image ${rec.name}: manifest ${desc.digest}`;
+    const manifest: Manifest = validateManifest(parseDocument(await content.readBuffer(desc.digest), mwhat), mwhat);
     let config: ImageConfig | undefined;
     if (!attestation && isConfigType(manifest.config.mediaType)) {
       if (!content.has(manifest.config.digest)) {
         throw new MissingContentError(`image ${rec.name}: config ${manifest.config.digest} of manifest ${desc.digest} is not in the store; it cannot be converted`);
       }
-      config = await content.readJSON<ImageConfig>(manifest.config.digest);
+      const cwhat = `image ${rec.name}: config ${manifest.config.digest}`;
+      config = validateConfig(parseDocument(await content.readBuffer(manifest.config.digest), cwhat), cwhat);
     }
     let platform = desc.platform && !isUnknownPlatform(desc.platform) ? normalizePlatform(desc.platform) : undefined;
     if (!platform && config?.os && config.architecture) platform = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
     return { kind: 'manifest', desc, manifest, config, platform, attestation };
   };
   const visitIndex = async (desc: Descriptor, depth: number): Promise<Node & { kind: 'index' }> => {
-    if (depth > 8) throw new InvalidArchiveError(`image ${rec.name}: index nesting deeper than 8 at ${desc.digest}`);
-    const index = await content.readJSON<Index>(desc.digest);
-    if (!index || !Array.isArray(index.manifests)) throw new InvalidArchiveError(`image ${rec.name}: index ${desc.digest} has no manifests array`);
+    const iwhat = `image ${rec.name}: index ${desc.digest}`;
+    if (depth > MAX_INDEX_NESTING) throw new InvalidArchiveError(`${iwhat}: indexes nested more than ${MAX_INDEX_NESTING} deep (the limit)`);
+    const index: Index = validateIndex(parseDocument(await content.readBuffer(desc.digest), iwhat), iwhat);
     const children: Node[] = [];
     for (const m of index.manifests) {
       const present = content.has(m.digest);
@@ -184,7 +184,7 @@ export async function convertImage(store: Store, src: string, dst: string, opts:
   };
 
   let root: Node;
-  if (isIndexType(rec.target.mediaType)) root = await visitIndex(rec.target, 0);
+  if (isIndexType(rec.target.mediaType)) root = await visitIndex(rec.target, 1);
   else if (isManifestType(rec.target.mediaType)) {
     const single = await readManifest(rec.target, false);
     if (matcher && single.platform && !matcher.matches(single.platform)) {

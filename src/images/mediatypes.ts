@@ -47,17 +47,18 @@ const LAYER_TYPES: Record<string, Compression> = {
   [MediaType.DOCKER_FOREIGN_LAYER]: 'gzip',
 };
 
+/** Own keys only: a hostile media type such as "constructor" or "__proto__" is not a layer type. */
 export function isLayerType(mt: string | undefined): boolean {
-  return !!mt && mt in LAYER_TYPES;
+  return typeof mt === 'string' && Object.hasOwn(LAYER_TYPES, mt);
 }
 
 /** Compression a layer media type declares, or undefined for non-layer types. */
 export function layerCompression(mt: string): Compression | undefined {
-  return LAYER_TYPES[mt];
+  return isLayerType(mt) ? LAYER_TYPES[mt] : undefined;
 }
 
 export function isDockerType(mt: string | undefined): boolean {
-  return !!mt && mt.startsWith('application/vnd.docker.');
+  return typeof mt === 'string' && mt.startsWith('application/vnd.docker.');
 }
 
 export function isNonDistributable(mt: string): boolean {

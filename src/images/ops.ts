@@ -4,7 +4,7 @@ import type { BlobSource } from './walk';
 import type { Descriptor } from './types';
 import { contentSource } from './source';
 import { normalizeReference } from '../reference';
-import { NotFoundError, SizeMismatchError } from '../errors';
+import { ImgtoolError, NotFoundError, SizeMismatchError } from '../errors';
 import { ImageRecord } from './store';
 
 export interface ImageSummary {
@@ -19,6 +19,12 @@ export interface ImageSummary {
   /** Bytes of every present blob of the image's closure. */
   size: number;
   created: string;
+  /**
+   * Set when the image's documents cannot be read or are malformed (one line: which
+   * document, which field); the other fields are then empty. Listing never fails for the
+   * whole store because of one image.
+   */
+  unreadable?: string;
 }
 
 /** Blob sizes for summaries: `sizes` (one query for a whole listing) or one query per blob. */
@@ -75,7 +81,7 @@ export async function summarizeImage(store: Store, rec: ImageRecord, src: Summar
   };
 }
 
-/** Every image in the store with its platforms and size. Names of one target share one walk. */
+/** Every image in the store with its platforms and size (names of one target share one walk); an unreadable image is listed with `unreadable` set. */
 export async function listImages(store: Store): Promise<ImageSummary[]> {
   const byTarget = new Map<string, ImageSummary>();
   const src = listingSource(store);
@@ -83,7 +89,20 @@ export async function listImages(store: Store): Promise<ImageSummary[]> {
   for (const rec of store.images.list()) {
     const key = `${rec.target.digest} ${rec.target.mediaType} ${rec.target.size}`;
     let s = byTarget.get(key);
-    if (!s) byTarget.set(key, (s = await summarizeImage(store, rec, src)));
+    if (!s) {
+      try {
+        s = await summarizeImage(store, rec, src);
+      } catch (e) {
+        // One bad image must not hide the others. Any error: a raw one (an unreadable blob
+        // file) is still about this image only.
+        const why = e instanceof ImgtoolError ? e.message : `cannot be read (${(e as Error).message})`;
+        s = {
+          name: rec.name, digest: rec.target.digest, mediaType: rec.target.mediaType, platforms: [], partial: true,
+          rebuildable: 0, size: 0, created: new Date(rec.createdAt).toISOString(), unreadable: why,
+        };
+      }
+      byTarget.set(key, s);
+    }
     out.push({ ...s, name: rec.name, created: new Date(rec.createdAt).toISOString() });
   }
   return out;

@@ -42,6 +42,20 @@ export interface ImageConfig {
   [k: string]: unknown;
 }
 
+/** One entry of a Docker archive's `manifest.json`. */
+export interface DockerManifestEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+  Parent?: string;
+  LayerSources?: Record<string, Descriptor>;
+}
+
+/** The `oci-layout` file of an OCI image layout. */
+export interface OciLayout {
+  imageLayoutVersion: string;
+}
+
 /** Well-known annotation and label keys. */
 export const Annotation = {
   REF_NAME: 'org.opencontainers.image.ref.name',

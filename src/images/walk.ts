@@ -2,13 +2,18 @@ import { Descriptor, Index, Manifest, ImageConfig, Annotation } from './types';
 import { isIndexType, isManifestType, isLayerType, isConfigType } from './mediatypes';
 import { Platform, PlatformMatcher, isUnknownPlatform, normalizePlatform, comparePlatforms, formatPlatform } from '../platform';
 import { InvalidArchiveError } from '../errors';
+import { MAX_INDEX_NESTING, validateConfig, validateIndex, validateManifest } from './schema';
 
 /** Where documents come from: the store, an archive being verified, a registry. */
 export interface BlobSource {
   /** True when the blob is available. */
   has(desc: Descriptor): boolean | Promise<boolean>;
-  /** Read and parse a JSON document (index, manifest, config), verifying its digest. */
-  readJSON<T>(desc: Descriptor): Promise<T>;
+  /**
+   * Read and parse a JSON document (index, manifest, config), verifying its digest; `what`
+   * names it in errors. Parse with `parseDocument` (bounded depth); `walkImage` validates the
+   * shape (src/images/schema.ts) before using anything in it.
+   */
+  readJSON<T = unknown>(desc: Descriptor, what?: string): Promise<T>;
 }
 
 export interface ImageManifestInfo {
@@ -67,16 +72,18 @@ export async function walkImage(src: BlobSource, root: Descriptor, opts: WalkOpt
   const attestations: Descriptor[] = [];
 
   const visitManifest = async (desc: Descriptor, platformHint: Platform | undefined, attestation: boolean) => {
-    const manifest = await src.readJSON<Manifest>(desc);
-    if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers)) {
-      throw new InvalidArchiveError(`manifest ${desc.digest} is not a valid image manifest`);
-    }
+    const what = `manifest ${desc.digest}`;
+    const manifest: Manifest = validateManifest(await src.readJSON<unknown>(desc, what), what);
     addBlob(desc);
     let config: ImageConfig | undefined;
     const cfgPresent = await src.has(manifest.config);
     if (cfgPresent) {
       addBlob(manifest.config);
-      if (isConfigType(manifest.config.mediaType)) config = await src.readJSON<ImageConfig>(manifest.config);
+      if (isConfigType(manifest.config.mediaType)) {
+        const cwhat = `config ${manifest.config.digest}`;
+        // An attestation's config need not describe a root filesystem.
+        config = validateConfig(await src.readJSON<unknown>(manifest.config, cwhat), cwhat, { image: !attestation });
+      }
     } else {
       out.missing.push({ desc: manifest.config, manifest: desc.digest, role: 'config' });
     }
@@ -97,10 +104,11 @@ export async function walkImage(src: BlobSource, root: Descriptor, opts: WalkOpt
     });
   };
 
+  /** `depth`: how many indexes lead here, this one included (the root is 1). */
   const visitIndex = async (desc: Descriptor, depth: number) => {
-    if (depth > 8) throw new InvalidArchiveError(`index nesting deeper than 8 at ${desc.digest}`);
-    const index = await src.readJSON<Index>(desc);
-    if (!index || !Array.isArray(index.manifests)) throw new InvalidArchiveError(`index ${desc.digest} has no manifests array`);
+    const what = `index ${desc.digest}`;
+    if (depth > MAX_INDEX_NESTING) throw new InvalidArchiveError(`${what}: indexes nested more than ${MAX_INDEX_NESTING} deep (the limit)`);
+    const index: Index = validateIndex(await src.readJSON<unknown>(desc, what), what);
     addBlob(desc);
     out.indexes.push({ desc: stripDesc(desc), index });
     for (const m of index.manifests) {
@@ -131,7 +139,7 @@ export async function walkImage(src: BlobSource, root: Descriptor, opts: WalkOpt
     }
   };
 
-  if (isIndexType(root.mediaType)) await visitIndex(root, 0);
+  if (isIndexType(root.mediaType)) await visitIndex(root, 1);
   else if (isManifestType(root.mediaType)) await visitManifest(root, root.platform, false);
   else throw new InvalidArchiveError(`unsupported image target media type ${root.mediaType} (${root.digest})`);
 

@@ -13,12 +13,21 @@ const ARCH_ALIASES: Record<string, string> = {
   x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', armel: 'arm', i386: '386', i686: '386',
 };
 
+/** A platform field: a string, or absent. Documents are validated before they get here (src/images/schema.ts); this keeps a caller's slip a clear error. */
+function field(p: Platform, name: 'os' | 'architecture' | 'variant'): string {
+  const v = (p as unknown as Record<string, unknown>)[name];
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new InvalidArgumentError(`invalid platform: ${name} must be a string, got ${Array.isArray(v) ? 'array' : typeof v}`);
+  return v;
+}
+
 /** Normalise like containerd's platforms.Normalize: arm64 variant v8 is the default, arm defaults to v7. */
 export function normalizePlatform(p: Platform): Platform {
-  const os = (p.os || '').toLowerCase();
-  let architecture = (p.architecture || '').toLowerCase();
-  architecture = ARCH_ALIASES[architecture] ?? architecture;
-  let variant = p.variant ? p.variant.toLowerCase() : undefined;
+  const os = field(p, 'os').toLowerCase();
+  let architecture = field(p, 'architecture').toLowerCase();
+  // Own keys only: "constructor" is an architecture name, not Object's constructor.
+  if (Object.hasOwn(ARCH_ALIASES, architecture)) architecture = ARCH_ALIASES[architecture];
+  let variant = field(p, 'variant').toLowerCase() || undefined;
   if (architecture === 'arm64' && (variant === 'v8' || variant === '8')) variant = undefined;
   if (architecture === 'arm' && !variant) variant = 'v7';
   if (architecture === 'arm' && variant && /^\d+$/.test(variant)) variant = `v${variant}`;
