@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
-import { Compression, detectCompression, decompressStream } from '../compression/codecs';
+import { CodecError, Compression, detectCompression, decompressStream } from '../compression/codecs';
 import { ImgtoolError, InvalidArgumentError, InvalidArchiveError, NotFoundError } from '../errors';
 
 /** Where an archive comes from: a path, `-` for stdin, or any byte stream. */
@@ -100,8 +100,9 @@ function wrap(raw: Readable, compression: Compression, total: number | undefined
 
 /** A clear one-line error for a failure while reading or decoding the input. */
 export function describeInputError(err: Error, input: Pick<ArchiveInput, 'compression' | 'label'>): Error {
-  if (err instanceof ImgtoolError) return err;
   const { compression, label } = input;
+  if (err instanceof CodecError) return new InvalidArchiveError(`${label}: ${err.message}`);
+  if (err instanceof ImgtoolError) return err;
   const m = err.message || String(err);
   if (compression !== 'none' && /unexpected end of file|ended in middle/i.test(m)) {
     return new InvalidArchiveError(`${label}: ${compression} stream is truncated (${m})`);

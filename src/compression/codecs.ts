@@ -3,10 +3,10 @@ import * as crypto from 'node:crypto';
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { Transform, PassThrough } from 'node:stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { CompressStream } from 'zstd-napi';
 import * as zstdBinding from 'zstd-napi/binding';
 import { Compression } from '../images/mediatypes';
-import { InvalidArgumentError } from '../errors';
+import { InvalidArchiveError, InvalidArgumentError } from '../errors';
 
 export type { Compression };
 
@@ -117,10 +117,99 @@ export function decompressStream(c: Compression): Transform {
     case 'gzip':
       return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
-      return new DecompressStream();
+      return new ZstdDecompressStream();
     case 'none':
       return new PassThrough({ highWaterMark: 1024 * 1024 });
   }
+}
+
+/**
+ * Largest zstd window a frame may ask for: 2^27 = 128 MiB, zstd's own default limit
+ * (ZSTD_WINDOWLOG_LIMIT_DEFAULT; `zstd --long=27`). The decoder's memory is the window
+ * plus one output buffer, whatever the frame decompresses to.
+ */
+export const ZSTD_WINDOW_LOG_MAX = 27;
+
+/**
+ * Streaming zstd decoder that honours backpressure. zstd-napi's DecompressStream decodes
+ * each input chunk to its end and pushes every output buffer at once, so a 19 KB frame of
+ * zeros queues 512 MiB. This one decodes one output buffer (`dStreamOutSize`, 128 KiB) at
+ * a time and, when `push()` says the reader is full, stops until `_read()` asks for more.
+ */
+export class ZstdDecompressStream extends Transform {
+  private readonly dctx = new zstdBinding.DCtx();
+  private src: Buffer | undefined;
+  private cb: ((err?: Error | null) => void) | undefined;
+  private inFrame = false;
+  private waiting = false;
+
+  constructor() {
+    super({ readableHighWaterMark: 1024 * 1024 });
+    this.dctx.setParameter(zstdBinding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.src = chunk;
+    this.cb = cb;
+    this.step();
+  }
+
+  override _read(size: number): void {
+    if (this.waiting) {
+      this.waiting = false;
+      this.step();
+    } else {
+      super._read(size);
+    }
+  }
+
+  override _flush(cb: (err?: Error | null) => void): void {
+    if (this.inFrame) return cb(new CodecError('zstd stream is truncated (it ends in the middle of a frame)'));
+    cb();
+  }
+
+  private done(err?: Error): void {
+    const cb = this.cb!;
+    this.cb = undefined;
+    this.src = undefined;
+    cb(err);
+  }
+
+  private step(): void {
+    const out = zstdBinding.dStreamOutSize();
+    for (;;) {
+      const src = this.src!;
+      const dst = Buffer.allocUnsafe(out);
+      let ret: number;
+      let produced: number;
+      let consumed: number;
+      try {
+        [ret, produced, consumed] = this.dctx.decompressStream(dst, src);
+      } catch (e) {
+        return this.done(zstdError(e as Error));
+      }
+      this.src = src.subarray(consumed);
+      // More output may be pending inside zstd while the output buffer came back full.
+      const finished = this.src.length === 0 && (produced < dst.length || ret === 0);
+      if (finished) this.inFrame = ret !== 0;
+      const more = produced > 0 ? this.push(dst.subarray(0, produced)) : true;
+      if (finished) return this.done();
+      if (!more) {
+        this.waiting = true;
+        return;
+      }
+    }
+  }
+}
+
+/** A decoding failure of a compressed stream; whoever knows what the stream is prefixes that. */
+export class CodecError extends InvalidArchiveError {}
+
+function zstdError(e: Error): Error {
+  if (/too much memory/i.test(e.message)) {
+    return new CodecError(`zstd frame needs a window larger than ${1 << (ZSTD_WINDOW_LOG_MAX - 20)} MiB (zstd's default limit, windowLogMax ${ZSTD_WINDOW_LOG_MAX}); refusing it`);
+  }
+  return new CodecError(`corrupt zstd data (${e.message})`);
 }
 
 /** Compress a buffer exactly as `compressStream` would (tests, small blobs). */
