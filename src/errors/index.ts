@@ -82,6 +82,14 @@ export class UnsafePathError extends ImgtoolError {
   }
 }
 
+/** Input over one of the hostile-input limits (src/limits): names the limit and its flag. */
+export class LimitExceededError extends ImgtoolError {
+  constructor(message: string) {
+    super('INVALID_ARCHIVE', message);
+    this.name = 'LimitExceededError';
+  }
+}
+
 /** The operation was interrupted (SIGINT/SIGTERM in the CLI; see src/cancel). */
 export class CancelledError extends ImgtoolError {
   constructor(message: string) {

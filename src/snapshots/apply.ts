@@ -27,7 +27,9 @@ import * as path from 'node:path';
 import { InvalidArchiveError, UnsafePathError, ImgtoolError } from '../errors';
 import { PayloadSink, TarHandler, TarHeader } from '../tar';
 import { Meta, MtimeClamp, Node, NodeType, cleanComponents, implicitDirMeta, lookup, walk } from './tree';
-import { PayloadLocation, SplitRecorder, fsPath } from '../tar';
+import { PayloadLocation, SplitRecorder, fsPath, removeTree } from '../tar';
+import { DEFAULT_LIMITS, LIMIT_FLAGS, MAX_PATH, NAME_MAX } from '../limits';
+import { LimitExceededError } from '../errors';
 
 export interface ApplierOptions {
   /** Live merged tree of the lower chain; mutated into the merged view including this layer. */
@@ -42,6 +44,8 @@ export interface ApplierOptions {
   record: boolean;
   /** For messages: which layer this is. */
   what?: string;
+  /** Most entries the layer may hold (`--max-entries`); default DEFAULT_LIMITS.entries. */
+  maxEntries?: number;
 }
 
 const MAX_LINKS = 255;
@@ -49,6 +53,12 @@ const MAX_LINKS = 255;
 const AUFS_META = '.wh..wh.';
 const AUFS_PLNK = '.wh..wh.plnk';
 const OPAQUE = '.wh..wh..opq';
+
+/** An entry name for a one-line message: quoted, NULs visible, long names shortened. */
+export function showName(name: string): string {
+  const q = JSON.stringify(name.length > 160 ? `${name.slice(0, 80)}…${name.slice(-60)}` : name);
+  return name.length > 160 ? `${q} (${name.length} bytes)` : q;
+}
 
 function join(comps: string[]): string {
   return comps.join('/');
@@ -115,15 +125,37 @@ export class LayerApplier implements TarHandler {
   }
 
   private err(msg: string, h: TarHeader): UnsafePathError {
-    return new UnsafePathError(`${this.o.what ? this.o.what + ': ' : ''}entry ${JSON.stringify(h.name)}: ${msg}`);
+    return new UnsafePathError(`${this.o.what ? this.o.what + ': ' : ''}entry ${showName(h.name)}: ${msg}`);
   }
 
   private inlineSink(): PayloadSink {
     return { write: (c) => this.recorder?.raw(Buffer.from(c)), end: () => {} };
   }
 
+  /** Name of the entry being applied (for messages about failures below the applier). */
+  current: string | undefined;
+  private entries = 0;
+
+  /** Names a filesystem can take: no NUL, components of at most NAME_MAX bytes, paths of at most MAX_PATH. */
+  private checkNames(h: TarHeader, comps: string[]): void {
+    if (h.name.includes('\0')) throw this.err('the name has a NUL byte', h);
+    for (const c of comps) if (c.length > NAME_MAX) throw this.err(`name component of ${c.length} bytes, over ${NAME_MAX} (NAME_MAX)`, h);
+    const len = comps.reduce((n, c) => n + c.length + 1, -1);
+    if (len > MAX_PATH) throw this.err(`path of ${len} bytes, over ${MAX_PATH} (the longest path a layer may hold)`, h);
+    if (h.type === 'symlink' || h.type === 'link') {
+      if (h.linkname.includes('\0')) throw this.err('the link target has a NUL byte', h);
+      if (h.linkname.length > MAX_PATH) throw this.err(`link target of ${h.linkname.length} bytes, over ${MAX_PATH}`, h);
+    }
+  }
+
   async entry(h: TarHeader): Promise<PayloadSink> {
+    this.current = h.name;
+    const max = this.o.maxEntries ?? DEFAULT_LIMITS.entries;
+    if (++this.entries > max) {
+      throw new LimitExceededError(`${this.o.what ? this.o.what + ': ' : ''}more than ${max} entries (limit ${LIMIT_FLAGS.entries}); refusing it at entry ${showName(h.name)}`);
+    }
     const comps = cleanComponents(h.name);
+    this.checkNames(h, comps);
     if (comps.length === 0) return this.inlineSink(); // the root itself
     if (comps[0].startsWith(AUFS_META) && !(comps.length === 1 && comps[0] === OPAQUE)) return this.aufsEntry(comps, h);
     const base = comps[comps.length - 1];
@@ -239,7 +271,7 @@ export class LayerApplier implements TarHandler {
     } catch {
       return;
     }
-    fs.rmSync(fp, { recursive: true, force: true }); // unlinks symlinks, never follows them
+    removeTree(this.own, p); // unlinks symlinks, never follows them
     this.madeDirs.clear();
   }
 

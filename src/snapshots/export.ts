@@ -15,7 +15,7 @@ import { ImgtoolError, InvalidArgumentError } from '../errors';
 import { shortDigest } from '../digest';
 import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from '../tar';
 import { walk, newRoot, Meta, MtimeClamp } from './tree';
-import { fsPath } from '../tar';
+import { fsPath, removeTree } from '../tar';
 import { archiveOutput } from '../archive/output';
 import { MergedView, applyLayerStream, loadMergedView, resolveImageLayers, openLayerSource } from './ops';
 
@@ -74,7 +74,7 @@ export async function exportRootfs(store: Store, ref: string, target: ExportTarg
       ...stats,
     };
   } finally {
-    for (const w of works) fs.rmSync(w, { recursive: true, force: true });
+    for (const w of works) removeTree(w);
   }
 }
 

@@ -20,11 +20,13 @@ import { hashDecompressed, proveVariant } from '../layers/prove';
 import { DigestStream, Digester, shortDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, InvalidArchiveError, MissingContentError, NotFoundError } from '../errors';
 import { TarParser } from '../tar';
-import { LayerApplier } from './apply';
+import { LayerApplier, showName } from './apply';
 import { Node, newRoot, mergeSnapshot, writeIndex } from './tree';
-import { finalizeRecord, readRecord } from '../tar';
+import { finalizeRecord, readRecord, removeTree } from '../tar';
 import { SnapshotStore, chainIds } from './store';
 import { markOthers } from '../gc/prune';
+import { DecodeBound, LIMIT_FLAGS, Limits, resolveLimits } from '../limits';
+import { CodecError } from '../compression/codecs';
 
 // ---------------------------------------------------------------------------
 // Resolving an image to its layers
@@ -112,6 +114,10 @@ export interface ApplyLayerOptions {
   onBytes?: (n: number) => void;
   /** Warnings about the layer (e.g. clamped mtimes), once it is applied and verified. */
   warn?: (message: string) => void;
+  /** Hostile-input limits (src/limits); defaults for the rest. */
+  limits?: Partial<Limits>;
+  /** Compressed size of `source` when known (the blob's size): the ratio limit's base. */
+  compressedSize?: number;
 }
 
 export interface AppliedLayer {
@@ -126,9 +132,11 @@ export interface AppliedLayer {
  */
 export async function applyLayerStream(o: ApplyLayerOptions): Promise<AppliedLayer> {
   o.view.fsRoots[o.index] = path.join(o.work, 'fs');
-  const applier = new LayerApplier({ tree: o.view.tree, layer: o.index, fsRoots: o.view.fsRoots, workDir: o.work, record: o.record, what: o.what });
+  const limits = resolveLimits(o.limits);
+  const applier = new LayerApplier({ tree: o.view.tree, layer: o.index, fsRoots: o.view.fsRoots, workDir: o.work, record: o.record, what: o.what, maxEntries: limits.entries });
   const dig = new DigestStream();
   let n = 0;
+  const bound = new DecodeBound({ what: o.what, max: limits.layerSize, maxFlag: LIMIT_FLAGS.layerSize, ratio: limits.ratio, compressed: () => o.compressedSize ?? n });
   const count = new Transform({
     transform(chunk: Buffer, _e, cb: TransformCallback) {
       n += chunk.length;
@@ -136,8 +144,11 @@ export async function applyLayerStream(o: ApplyLayerOptions): Promise<AppliedLay
       cb(null, chunk);
     },
   });
+  const decoder = new AutoDecompressStream();
   try {
-    await pipeline(o.source, count, new AutoDecompressStream(), dig, new TarParser(applier));
+    await pipeline(o.source, count, decoder, bound, dig, new TarParser(applier));
+  } catch (e) {
+    throw layerError(e, o.what, applier.current, decoder.detected);
   } finally {
     applier.close();
   }
@@ -150,9 +161,46 @@ export async function applyLayerStream(o: ApplyLayerOptions): Promise<AppliedLay
     recordSize = await finalizeRecord(tmp, path.join(o.work, 'tarsplit.gz'), (id) => applier.locate(id));
     fs.rmSync(tmp, { force: true });
   }
-  fs.rmSync(path.join(o.work, 'aside'), { recursive: true, force: true });
+  removeTree(path.join(o.work, 'aside'));
   const indexSize = await writeIndex(path.join(o.work, 'index.gz'), { v: 1, chainId: o.chainId, parent: o.parent, diffId: o.diffId }, applier.removed, applier.opaque, applier.ownEntries());
   return { size: applier.dataSize() + recordSize + indexSize, reproducible: o.record };
+}
+
+/**
+ * One line naming the layer (and the entry being applied) for any failure while applying:
+ * errors that already name the layer pass; tar format errors and decoder errors get the
+ * layer prefixed; raw system errors (ENAMETOOLONG, EACCES, ENOSPC…) are described without
+ * store-internal paths.
+ */
+export function layerError(e: unknown, what: string, entry: string | undefined, compression: string | undefined): Error {
+  if (e instanceof ImgtoolError) {
+    if (e.message.startsWith(what)) return e;
+    if (e instanceof CodecError) return new InvalidArchiveError(`${what}: ${e.message}`);
+    const err = new ImgtoolError(e.code, `${what}: ${e.message.replace(/^tar: /, '')}`, e.details, { cause: e });
+    return err;
+  }
+  const at = entry !== undefined ? `: entry ${showName(entry)}` : '';
+  const ne = e as NodeJS.ErrnoException;
+  if (typeof ne?.code === 'string' && /^Z_|^ERR_ZLIB/.test(ne.code)) {
+    return new InvalidArchiveError(`${what}: corrupt ${compression && compression !== 'none' ? compression : 'compressed'} data (${ne.message}; e.g. trailing bytes after the end of the stream)`);
+  }
+  if (typeof ne?.code === 'string' && /^E[A-Z]+$/.test(ne.code)) {
+    return new ImgtoolError('PRECONDITION', `${what}${at}: cannot write it into the snapshot: ${ne.code} (${systemReason(ne.code)})`, [], { cause: e });
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return new ImgtoolError('INTERNAL', `${what}${at}: ${/call stack/i.test(msg) ? 'the layer is too deeply nested to apply' : msg.split('\n')[0]}`, [], { cause: e });
+}
+
+function systemReason(code: string): string {
+  switch (code) {
+    case 'ENAMETOOLONG': return 'name too long for the filesystem';
+    case 'ENOSPC': return 'no space left on the device';
+    case 'EDQUOT': return 'disk quota exceeded';
+    case 'EACCES': case 'EPERM': return 'permission denied in the store';
+    case 'EMFILE': case 'ENFILE': return 'too many open files';
+    case 'EROFS': return 'the store is on a read-only filesystem';
+    default: return 'system error';
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -164,6 +212,8 @@ export interface UnpackOptions {
   /** Attach every snapshot of the chain (and blobs used) to this holder. */
   lease?: ResourceHolder;
   progress?: Progress;
+  /** Hostile-input limits (`--max-layer-size`, `--max-ratio`, `--max-entries`). */
+  limits?: Partial<Limits>;
 }
 
 export interface UnpackedLayer {
@@ -232,7 +282,7 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
     const task = progress.task(`unpack ${shortDigest(l.desc.digest)} (${i + 1}/${total})`, src.size);
     const work = snaps.prepare();
     try {
-      const applied = await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: true, what, onBytes: (b) => task.update(b), warn: (m) => progress.warn(m) });
+      const applied = await applyLayerStream({ view, index: i, source: src.stream, diffId: l.diffId, chainId: l.chainId, parent: l.parent, work, record: true, what, onBytes: (b) => task.update(b), warn: (m) => progress.warn(m), limits: opts.limits, compressedSize: src.source?.kind === 'snapshot' ? undefined : src.size });
       snaps.commit(work, { chainId: l.chainId, parent: l.parent, diffId: l.diffId, size: applied.size, reproducible: applied.reproducible }, opts.lease);
       view.fsRoots[i] = snaps.fsDir(l.chainId);
     } catch (e) {

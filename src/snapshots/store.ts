@@ -19,6 +19,7 @@ import { ResourceHolder } from '../content';
 import { ImgtoolError, NotFoundError } from '../errors';
 import { sha256, validateDigest } from '../digest';
 import { tempOwnerTag } from '../leases/process';
+import { removeTree, syncTreeFiles } from '../tar';
 
 export interface SnapshotInfo {
   chainId: string;
@@ -149,7 +150,7 @@ export class SnapshotStore {
         return false;
       }
       // A directory without a row is what a crash between rename and commit leaves.
-      if (fs.existsSync(final)) fs.rmSync(final, { recursive: true, force: true });
+      if (fs.existsSync(final)) removeTree(final);
       fs.renameSync(work, final);
       try {
         this.meta.db
@@ -166,7 +167,7 @@ export class SnapshotStore {
       }
       return true;
     });
-    if (!won) fs.rmSync(work, { recursive: true, force: true });
+    if (!won) removeTree(work);
     else syncDir(this.dir);
     return won;
   }
@@ -191,12 +192,12 @@ export class SnapshotStore {
     fs.mkdirSync(this.tmpDir, { recursive: true });
     const trash = path.join(this.tmpDir, `${tempOwnerTag()}-rm-${crypto.randomBytes(6).toString('hex')}`);
     fs.renameSync(p, trash);
-    fs.rmSync(trash, { recursive: true, force: true });
+    removeTree(trash);
   }
 
   /** Remove a work directory (after a failed apply). */
   discard(work: string): void {
-    fs.rmSync(work, { recursive: true, force: true });
+    removeTree(work);
   }
 }
 
@@ -204,19 +205,7 @@ export class SnapshotStore {
 function syncTree(dir: string): void {
   const r = spawnSync('sync', ['-f', dir], { stdio: 'ignore' });
   if (r.status === 0) return;
-  const visit = (p: Buffer) => {
-    const st = fs.lstatSync(p);
-    if (st.isDirectory()) for (const n of fs.readdirSync(p, { encoding: 'buffer' })) visit(Buffer.concat([p, Buffer.from('/'), n]));
-    if (st.isFile() || st.isDirectory()) {
-      const fd = fs.openSync(p, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
-  };
-  visit(Buffer.from(dir));
+  syncTreeFiles(dir);
 }
 
 function syncDir(d: string): void {

@@ -124,13 +124,24 @@ export function lookup(root: Node, comps: string[]): Node | undefined {
 
 /** Every node under `n` (not `n` itself), parents before children, children sorted by name. */
 export function* walk(n: Node, prefix = ''): Generator<{ path: string; node: Node }> {
-  if (!n.children) return;
-  const names = [...n.children.keys()].sort(byteCompare);
-  for (const name of names) {
-    const c = n.children.get(name)!;
-    const p = prefix ? prefix + '/' + name : name;
+  // Iterative: a layer may nest thousands of directories (recursive generators overflow the stack).
+  const stack: Array<{ node: Node; prefix: string; names: string[]; i: number }> = [];
+  const open = (d: Node, p: string) => {
+    if (d.children) stack.push({ node: d, prefix: p, names: [...d.children.keys()].sort(byteCompare), i: 0 });
+  };
+  open(n, prefix);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    if (top.i >= top.names.length) {
+      stack.pop();
+      continue;
+    }
+    const name = top.names[top.i++];
+    const c = top.node.children!.get(name);
+    if (!c) continue;
+    const p = top.prefix ? top.prefix + '/' + name : name;
     yield { path: p, node: c };
-    if (c.children) yield* walk(c, p);
+    if (c.children) open(c, p);
   }
 }
 

@@ -22,5 +22,6 @@ export { TarParser, parseNumeric, parsePax, roundUp, BLOCK, MAX_SIZE, MAX_ID } f
 export type { TarHeader, TarHandler, PayloadSink, TarType } from './parse';
 export { encodeHeader, padding, END_OF_ARCHIVE } from './header';
 export type { EncodeHeader } from './header';
-export { SplitRecorder, finalizeRecord, readRecord, fsPath } from './tarsplit';
+export { SplitRecorder, finalizeRecord, readRecord } from './tarsplit';
+export { fsPath, removeTree, syncTreeFiles } from './fspath';
 export type { PayloadLocation } from './tarsplit';

@@ -13,6 +13,7 @@
  *   'F' f64be size, u32be n, path (n bytes, latin1 of the stored path)
  *   'E'                       end
  */
+import { fsPath } from './fspath';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -210,11 +211,7 @@ async function* readStored(fsRoot: string, rel: string, size: number): AsyncGene
   }
 }
 
-/** `base` (a normal path) joined with `rel` (latin1 binary string) as a byte path. */
-export function fsPath(base: string, rel: string): Buffer {
-  if (!rel) return Buffer.from(base);
-  return Buffer.concat([Buffer.from(base + path.sep), Buffer.from(rel, 'latin1')]);
-}
+export { fsPath } from './fspath';
 
 /** Pull-based reader over a byte stream. */
 export class ByteReader {

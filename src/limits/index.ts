@@ -1,0 +1,124 @@
+/**
+ * Hostile-input limits, in one place. No document declares uncompressed sizes, so what an
+ * archive or a layer decompresses to is bounded here, while it streams: the first byte past
+ * a bound fails the operation (memory stays flat: decoders honour backpressure).
+ *
+ *  - decompressed bytes of one layer (`--max-layer-size`) and of one wrapped archive
+ *    (`--max-archive-size`): an absolute cap, and a ratio to the compressed size
+ *    (`--max-ratio`) that only applies beyond `RATIO_FLOOR` (small layers of zeros are fine);
+ *  - entries of one layer (`--max-entries`; node_modules layers hold 10^5..10^6);
+ *  - in-layer names: a component of at most NAME_MAX (255) bytes, a path of at most
+ *    `MAX_PATH` bytes (PATH_MAX 4096 less room for the directory a snapshot lives in), no
+ *    NUL byte. These are fixed (a filesystem cannot take more).
+ *  - JSON documents: `MAX_JSON_SIZE` (src/content).
+ *
+ * Defaults pass real images: the largest real layers seen are a few GiB to ~30 GiB
+ * uncompressed (CUDA, ML frameworks); gzip cannot exceed ~1032:1, and real zstd layers of
+ * zero-filled files reach a few thousand to one only past hundreds of MiB.
+ */
+import { Transform, TransformCallback } from 'node:stream';
+import { InvalidArgumentError, LimitExceededError } from '../errors';
+
+export interface Limits {
+  /** Largest decompressed size of one layer, bytes. */
+  layerSize: number;
+  /** Largest decompressed (tar) size of one gzip/zstd-wrapped archive, bytes. */
+  archiveSize: number;
+  /** Largest decompressed:compressed ratio, checked once past `RATIO_FLOOR` bytes. */
+  ratio: number;
+  /** Most entries in one layer. */
+  entries: number;
+}
+
+const GiB = 1024 ** 3;
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  layerSize: 64 * GiB,
+  archiveSize: 256 * GiB,
+  ratio: 2000,
+  entries: 4_000_000,
+});
+
+/** Decompressed bytes always allowed, whatever the ratio (small inputs of zeros). */
+export const RATIO_FLOOR = 256 * 1024 * 1024;
+/** Longest name component in a layer, bytes (NAME_MAX). */
+export const NAME_MAX = 255;
+/**
+ * Longest path in a layer, bytes: PATH_MAX (4096, with its NUL) less 96 bytes for the
+ * snapshot directory it is reached through (`/proc/self/fd/N/` when the store root is long).
+ */
+export const MAX_PATH = 4000;
+
+/** The flag raising each limit, for messages. */
+export const LIMIT_FLAGS: Record<keyof Limits, string> = {
+  layerSize: '--max-layer-size',
+  archiveSize: '--max-archive-size',
+  ratio: '--max-ratio',
+  entries: '--max-entries',
+};
+
+/** Defaults overridden by what is given (undefined fields keep the default). */
+export function resolveLimits(l?: Partial<Limits>): Limits {
+  const out: Limits = { ...DEFAULT_LIMITS };
+  for (const k of Object.keys(DEFAULT_LIMITS) as Array<keyof Limits>) {
+    const v = l?.[k];
+    if (v === undefined) continue;
+    if (!(typeof v === 'number' && v > 0 && Number.isSafeInteger(v))) throw new InvalidArgumentError(`${LIMIT_FLAGS[k]} must be a positive integer, got ${v}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** `4096`, `512M`, `64G`, `1T` (binary units, optional `iB`/`B`) -> bytes. */
+export function parseSize(s: string, flag = 'size'): number {
+  const m = /^([0-9]+)\s*([kmgt]?)(?:i?b)?$/i.exec(s.trim());
+  const v = m ? Number(m[1]) * UNITS[m[2].toLowerCase()] : NaN;
+  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${flag} ${JSON.stringify(s)}: expected a size such as 512M, 64G or a number of bytes`);
+  return v;
+}
+
+export function fmtLimit(n: number): string {
+  for (const [u, f] of [['TiB', 1024 ** 4], ['GiB', GiB], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (n >= f && n % f === 0) return `${n / f} ${u}`;
+  }
+  return `${n} bytes`;
+}
+
+export interface DecodeBoundOptions {
+  /** For messages: "image X layer 1/2 (sha256:…)", "archive FILE". */
+  what: string;
+  /** Absolute cap and the flag that raises it. */
+  max: number;
+  maxFlag: string;
+  ratio: number;
+  /** Compressed bytes behind what has been decoded: the total when known, else read so far. */
+  compressed: () => number;
+}
+
+/**
+ * A pass-through that counts decoded bytes and fails at the first byte past the bound:
+ * the absolute cap, or `ratio` times the compressed size once past `RATIO_FLOOR`.
+ */
+export class DecodeBound extends Transform {
+  private n = 0;
+  constructor(private readonly o: DecodeBoundOptions) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+  get bytes(): number {
+    return this.n;
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    const n = this.n + chunk.length;
+    const o = this.o;
+    if (n > o.max) return cb(new LimitExceededError(`${o.what}: decompresses to more than ${fmtLimit(o.max)} (limit ${o.maxFlag}); refusing it`));
+    if (n > RATIO_FLOOR) {
+      const c = Math.max(1, o.compressed());
+      if (n > c * o.ratio) {
+        return cb(new LimitExceededError(`${o.what}: ${c} compressed bytes decompress to more than ${o.ratio} times that (${n} bytes so far; limit ${LIMIT_FLAGS.ratio}); refusing it as a decompression bomb`));
+      }
+    }
+    this.n = n;
+    cb(null, chunk);
+  }
+}
