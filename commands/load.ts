@@ -4,6 +4,7 @@ import { shortDigest } from '../src/digest';
 import { withCommandLease } from '../src/leases';
 import { loadArchive } from '../src/archive/load';
 import type { LoadResult } from '../src/archive/load';
+import { limitFlags, limitsFromFlags } from '../src/cli/limits';
 
 export default class Load extends ImgtoolCommand<typeof Load> {
   static override summary = 'Load a Docker or OCI archive (plain, gzip or zstd) into the store.';
@@ -31,6 +32,7 @@ Then unpacks the host platform (or each --platform) of every image into snapshot
     'index-name': Flags.string({ description: "register the archive's whole index under this name" }),
     strict: Flags.boolean({ default: false, description: 'an index with absent platforms is an error' }),
     lease: Flags.string({ description: 'attach the blobs and names loaded to this lease' }),
+    ...limitFlags,
   };
 
   async run(): Promise<void> {
@@ -50,6 +52,7 @@ Then unpacks the host platform (or each --platform) of every image into snapshot
         indexName: f['index-name'],
         lease,
         progress: this.progress,
+        limits: limitsFromFlags(f),
       }),
     );
     for (const w of result.warnings) if (!w.includes(': not unpacked: ')) this.warn_(w);

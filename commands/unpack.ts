@@ -2,6 +2,7 @@ import { ImgtoolCommand, Flags, Args } from '../src/cli';
 import { shortDigest } from '../src/digest';
 import { withCommandLease } from '../src/leases';
 import { unpackImage } from '../src/snapshots/ops';
+import { limitFlags, limitsFromFlags } from '../src/cli/limits';
 
 export default class Unpack extends ImgtoolCommand<typeof Unpack> {
   static override summary = 'Unpack an image into snapshots, one per layer, keyed by chainID.';
@@ -16,11 +17,14 @@ Snapshots that exist already are not re-applied (the image's layer blobs are sti
   static override flags = {
     platform: Flags.string({ description: 'platform to unpack (os/arch[/variant]); default the host platform' }),
     lease: Flags.string({ description: 'attach the snapshots to this lease' }),
+    'max-layer-size': limitFlags['max-layer-size'],
+    'max-ratio': limitFlags['max-ratio'],
+    'max-entries': limitFlags['max-entries'],
   };
 
   async run(): Promise<void> {
     const r = await withCommandLease(this.store, this.flags.lease, (lease) =>
-      unpackImage(this.store, this.args.image, { platform: this.flags.platform, lease, progress: this.progress }),
+      unpackImage(this.store, this.args.image, { platform: this.flags.platform, lease, progress: this.progress, limits: limitsFromFlags(this.flags) }),
     );
     if (this.flags.json) return this.outJSON(r);
     for (const l of r.layers) {

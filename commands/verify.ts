@@ -4,6 +4,7 @@ import { shortDigest } from '../src/digest';
 import { verifyArchive } from '../src/archive/verify';
 import type { VerifyReport } from '../src/archive/verify';
 import { readInventory } from '../src/archive/have';
+import { limitFlags, limitsFromFlags } from '../src/cli/limits';
 
 export default class Verify extends ImgtoolCommand<typeof Verify> {
   static override summary = 'Check an archive offline, without a store.';
@@ -18,13 +19,15 @@ export default class Verify extends ImgtoolCommand<typeof Verify> {
   static override flags = {
     have: Flags.string({ description: "a delta archive: check that this inventory (imgtool have) lists every blob it expects" }),
     strict: Flags.boolean({ default: false, description: 'an index with absent platforms is an error, and every layer must decompress to its config\'s diffID (decodes each layer)' }),
+    'max-archive-size': limitFlags['max-archive-size'],
+    'max-ratio': limitFlags['max-ratio'],
   };
 
   async run(): Promise<void> {
     const file = this.args.file;
     if (file === '-' && process.stdin.isTTY) throw new InvalidArgumentError('no archive on stdin');
     const have = this.flags.have ? readInventory(this.flags.have) : undefined;
-    const r = await verifyArchive(file, { strict: this.flags.strict, diffIds: this.flags.strict, progress: this.progress, have });
+    const r = await verifyArchive(file, { strict: this.flags.strict, diffIds: this.flags.strict, progress: this.progress, have, limits: limitsFromFlags(this.flags) });
     for (const w of r.warnings) this.warn_(w);
     if (this.flags.json) this.outJSON(r);
     else for (const l of summary(r)) this.out(l);

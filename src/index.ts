@@ -65,3 +65,5 @@ export { buildInventory, readInventory, parseInventory, writeInventoryFile } fro
 export type { Inventory, InventoryBlob } from './archive/have';
 export { pullImages, pushImage, login, logout, PUSH_COMPRESSIONS } from './registry';
 export type { PullOptions, PullResult, PulledImage, PushOptions, PushResult, PushCompression } from './registry';
+export { DEFAULT_LIMITS, resolveLimits, parseSize } from './limits';
+export type { Limits } from './limits';

@@ -27,6 +27,7 @@ import { checkArchiveImages, platformMatcher } from './reader-images';
 import { ArchiveFormat, resolveArchive } from './reader-layout';
 import { deltaExpects } from './have';
 import { markOthers } from '../gc/prune';
+import type { Limits } from '../limits';
 
 export interface ImportOptions extends NamingOptions {
   /** `--platform`: load only these platforms; each must be present. */
@@ -41,6 +42,8 @@ export interface ImportOptions extends NamingOptions {
   lease?: ResourceHolder;
   /** Progress (bytes of input read) and warnings. */
   progress?: Progress;
+  /** Hostile-input limits (src/limits). */
+  limits?: Partial<Limits>;
 }
 
 export interface ImportedImage {
@@ -173,7 +176,7 @@ function dropFresh(store: Store, fresh: Set<string>, lease?: ResourceHolder): vo
 }
 
 async function importInto(store: Store, input: ArchiveInputSource, opts: ImportOptions, indexName: string | undefined, fresh: Set<string>): Promise<ImportResult> {
-  const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease, fresh), progress: opts.progress });
+  const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease, fresh), progress: opts.progress, limits: opts.limits });
   const readBlob = async (f: ArchiveFile) => scan.json.get(f.digest) ?? store.content.readBuffer(f.digest);
   const resolved = await resolveArchive(scan, readBlob);
   const expects = deltaExpects(resolved.index.bytes);

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
 import { CodecError, Compression, detectCompression, decompressStream } from '../compression/codecs';
 import { ImgtoolError, InvalidArgumentError, InvalidArchiveError, NotFoundError } from '../errors';
+import { DecodeBound, LIMIT_FLAGS, Limits, resolveLimits } from '../limits';
 
 /** Where an archive comes from: a path, `-` for stdin, or any byte stream. */
 export type ArchiveInputSource = Readable | string;
@@ -35,16 +36,21 @@ export interface ArchiveInput {
 
 const READ_CHUNK = 1024 * 1024;
 
-/** Open `src` and sniff its compression without consuming any byte. */
-export async function openArchiveInput(src: ArchiveInputSource): Promise<ArchiveInput> {
-  if (typeof src === 'string' && src !== '-') return openFile(src);
+/**
+ * Open `src` and sniff its compression without consuming any byte. A wrapped input's
+ * decompressed bytes are bounded by `limits` (`archiveSize`, and `ratio` to the input's size
+ * when it is a file, else to the bytes read so far).
+ */
+export async function openArchiveInput(src: ArchiveInputSource, limits?: Partial<Limits>): Promise<ArchiveInput> {
+  const l = resolveLimits(limits);
+  if (typeof src === 'string' && src !== '-') return openFile(src, l);
   const raw = typeof src === 'string' ? process.stdin : src;
   const label = typeof src === 'string' || raw === process.stdin ? 'stdin' : 'input';
   const { head, stream } = await peek(raw, 4);
-  return wrap(stream, detectCompression(head), undefined, label);
+  return wrap(stream, detectCompression(head), undefined, label, l);
 }
 
-async function openFile(file: string): Promise<ArchiveInput> {
+async function openFile(file: string, limits: Limits): Promise<ArchiveInput> {
   let fd: number;
   try {
     fd = await promisify(fs.open)(file, 'r');
@@ -68,10 +74,10 @@ async function openFile(file: string): Promise<ArchiveInput> {
   if (!st.isFile()) {
     // A pipe or device: sniff by peeking at the stream instead of reading at an offset.
     const p = await peek(fs.createReadStream(file, { fd, highWaterMark: READ_CHUNK, autoClose: true }), 4);
-    return wrap(p.stream, detectCompression(p.head), undefined, file);
+    return wrap(p.stream, detectCompression(p.head), undefined, file, limits);
   }
   const raw = fs.createReadStream(file, { fd, start: 0, highWaterMark: READ_CHUNK, autoClose: true });
-  const input = wrap(raw, detectCompression(head.subarray(0, bytesRead)), st.size, file);
+  const input = wrap(raw, detectCompression(head.subarray(0, bytesRead)), st.size, file, limits);
   if (input.compression === 'none') {
     input.read = (buf, position) =>
       new Promise<number>((resolve, reject) => {
@@ -81,7 +87,7 @@ async function openFile(file: string): Promise<ArchiveInput> {
   return input;
 }
 
-function wrap(raw: Readable, compression: Compression, total: number | undefined, label: string): ArchiveInput {
+function wrap(raw: Readable, compression: Compression, total: number | undefined, label: string, limits: Limits): ArchiveInput {
   if (compression === 'none') {
     return { stream: raw, compression, total, label, passthrough: true, rawBytes: () => 0 };
   }
@@ -94,7 +100,8 @@ function wrap(raw: Readable, compression: Compression, total: number | undefined
     },
   });
   // pipeline() forwards errors and destroys every stage; the consumer sees the error on `out`.
-  const out = pipeline(raw, counter, decompressStream(compression), () => {});
+  const bound = new DecodeBound({ what: `archive ${label}`, max: limits.archiveSize, maxFlag: LIMIT_FLAGS.archiveSize, ratio: limits.ratio, compressed: () => total ?? n });
+  const out = pipeline(raw, counter, decompressStream(compression), bound, () => {});
   return { stream: out, compression, total, label, passthrough: false, rawBytes: () => n };
 }
 

@@ -42,6 +42,8 @@ export interface UnpackOrUndoOptions {
   verb?: string;
   /** Warnings are appended here. */
   warnings: string[];
+  /** Hostile-input limits for the unpack (src/limits). */
+  limits?: LoadOptions['limits'];
 }
 
 /**
@@ -71,7 +73,7 @@ export async function unpackOrUndo(
       for (const platform of platforms) {
         let u: UnpackResult;
         try {
-          u = await unpackImage(store, name, { platform, lease: opts.lease, progress: opts.progress });
+          u = await unpackImage(store, name, { platform, lease: opts.lease, progress: opts.progress, limits: opts.limits });
         } catch (e) {
           // An image without a manifest for the host platform is loaded but not unpacked (as docker does).
           if (e instanceof NotFoundError && platform === undefined && /no manifest for platform/.test(e.message)) {

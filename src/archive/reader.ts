@@ -20,6 +20,7 @@ import {
 import { Progress } from '../progress';
 import { PayloadSink, TarHeader, TarParser, roundUp } from '../tar';
 import { ArchiveInput, ArchiveInputSource, describeInputError, openArchiveInput } from './input';
+import type { Limits } from '../limits';
 
 /** A regular file of the archive, identified by its content. */
 export interface ArchiveFile {
@@ -150,6 +151,8 @@ export interface ScanOptions {
   collectProblems?: boolean;
   /** Commits allowed in flight while the next entry streams (default 4). */
   maxPending?: number;
+  /** Hostile-input limits (src/limits): what a wrapped archive may decompress to. */
+  limits?: Partial<Limits>;
 }
 
 export interface ArchiveScan {
@@ -261,7 +264,7 @@ function utf8Name(s: string): string {
 
 /** Read the whole archive once. See the module comment. */
 export async function scanArchive(src: ArchiveInputSource, opts: ScanOptions): Promise<ArchiveScan> {
-  const input = await openArchiveInput(src);
+  const input = await openArchiveInput(src, opts.limits);
   return new Scanner(input, opts).run();
 }
 

@@ -17,6 +17,7 @@ import { Progress } from '../progress';
 import { ArchiveInputSource } from './input';
 import { namesForImage } from './naming';
 import { ArchiveScan, decodingHashSink, hashSink, scanArchive } from './reader';
+import type { Limits } from '../limits';
 import { checkArchiveImages, CheckResult } from './reader-images';
 import { ArchiveFormat, resolveArchive, ResolvedArchive } from './reader-layout';
 import { deltaExpects, Inventory } from './have';
@@ -31,6 +32,8 @@ export interface ExamineOptions {
   progress?: Progress;
   /** `verify --have FILE`: check a delta's expectations against this inventory. */
   have?: Inventory;
+  /** Hostile-input limits (src/limits). */
+  limits?: Partial<Limits>;
 }
 
 /** Everything learnt about an archive without a store. `fatal` set when reading stopped early. */
@@ -50,7 +53,7 @@ export async function examineArchive(input: ArchiveInputSource, opts: ExamineOpt
   const source = typeof input === 'string' ? (input === '-' ? 'stdin' : input) : 'input';
   const ex: ArchiveExamination = { source, problems: [], warnings: [] };
   try {
-    ex.scan = await scanArchive(input, { sink: opts.diffIds ? decodingHashSink : hashSink, progress: opts.progress, collectProblems: true });
+    ex.scan = await scanArchive(input, { sink: opts.diffIds ? decodingHashSink : hashSink, progress: opts.progress, collectProblems: true, limits: opts.limits });
     ex.source = ex.scan.label;
     ex.problems.push(...ex.scan.problems);
     ex.warnings.push(...ex.scan.warnings);
