@@ -17,6 +17,7 @@ import { END_OF_ARCHIVE, EncodeHeader, encodeHeader, padding } from '../tar';
 import { walk, newRoot, Meta, MtimeClamp } from './tree';
 import { fsPath, removeTree } from '../tar';
 import { archiveOutput } from '../archive/output';
+import { showName } from './apply';
 import { MergedView, applyLayerStream, loadMergedView, resolveImageLayers, openLayerSource } from './ops';
 
 export type ExportTarget = { output: string | Writable } | { dir: string };
@@ -64,7 +65,7 @@ export async function exportRootfs(store: Store, ref: string, target: ExportTarg
         task.finish();
       }
     }
-    if ('dir' in target) await writeDir(view, target.dir, stats);
+    if ('dir' in target) await writeDir(view, target.dir, stats, img.name);
     else await writeTarTo(view, target.output, stats);
     for (const w of stats.warnings) progress.warn(w);
     return {
@@ -177,18 +178,46 @@ async function writeTarTo(view: MergedView, target: string | Writable, stats: { 
 
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
-async function writeDir(view: MergedView, dir: string, stats: { entries: number; bytes: number; warnings: string[] }): Promise<void> {
+/**
+ * Write the merged view into `dir` (empty or absent). On failure, what the export created is
+ * removed: the directories it made (up to the first that existed), or the contents it put
+ * into the existing empty directory; the error names the entry.
+ */
+async function writeDir(view: MergedView, dir: string, stats: { entries: number; bytes: number; warnings: string[] }, image: string): Promise<void> {
   const abs = path.resolve(dir);
   let st: fs.Stats | undefined;
   try {
     st = fs.lstatSync(abs);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new InvalidArgumentError(`export-rootfs: ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (st && (!st.isDirectory() || fs.readdirSync(abs).length > 0)) {
     throw new InvalidArgumentError(`export-rootfs: ${abs} must be an empty directory or not exist`);
   }
-  if (!st) fs.mkdirSync(abs, { recursive: true });
+  let made: string | undefined;
+  try {
+    made = st ? undefined : fs.mkdirSync(abs, { recursive: true });
+  } catch (e) {
+    throw new InvalidArgumentError(`export-rootfs: cannot create ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const current = { p: undefined as string | undefined };
+  try {
+    await fillDir(view, abs, stats, current);
+  } catch (e) {
+    try {
+      if (made) removeTree(made);
+      else for (const n of fs.readdirSync(abs, { encoding: 'buffer' })) removeTree(abs, n.toString('latin1'));
+    } catch {
+      /* nothing more to do: the message says where */
+    }
+    if (e instanceof ImgtoolError && e.message.startsWith('export-rootfs:')) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' && current.p !== undefined ? 'its data is missing from the store (run imgtool fsck)' : code ?? (e as Error).message.split('\n')[0];
+    throw new ImgtoolError(e instanceof ImgtoolError ? e.code : 'PRECONDITION', `export-rootfs: image ${image}: entry ${showName(current.p ?? '')}: ${why}; ${made ? `${abs} removed` : `${abs} emptied`}`, [], { cause: e });
+  }
+}
+
+async function fillDir(view: MergedView, abs: string, stats: { entries: number; bytes: number; warnings: string[] }, current: { p: string | undefined }): Promise<void> {
   const root = isRoot();
   const firstPath = new Map<string, string>();
   const dirs: Array<{ p: Buffer; m: Meta; mtime: number }> = [];
@@ -196,6 +225,7 @@ async function writeDir(view: MergedView, dir: string, stats: { entries: number;
   let skippedDev = 0;
   let skippedXattr = 0;
   for (const { path: p, node } of walk(view.tree)) {
+    current.p = p;
     const m = node.meta;
     const dst = fsPath(abs, p);
     const mtime = mtimes.apply(p, m.mtime);
@@ -244,6 +274,7 @@ async function writeDir(view: MergedView, dir: string, stats: { entries: number;
     }
     applyMeta(dst, m, mtime, root);
   }
+  current.p = undefined;
   for (let i = dirs.length - 1; i >= 0; i--) applyMeta(dirs[i].p, dirs[i].m, dirs[i].mtime, root);
   const w = mtimes.warning('export-rootfs');
   if (w) stats.warnings.push(w);
