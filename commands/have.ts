@@ -2,10 +2,8 @@ import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
 import { buildInventory, inventoryBytes, writeInventoryFile } from '../src/archive/have';
 
 export default class Have extends ImgtoolCommand<typeof Have> {
-  static override description = `Inventory of what the store holds, for "save --have" on another machine.
-
-A small deterministic JSON document: the digest and size of every blob of every complete image
-(or of the named images), with this imgtool's version and a format version.`;
+  static override summary = 'Inventory of what the store holds, for "save --have" on another machine.';
+  static override description = `A small deterministic JSON document: the digest and size of every blob of every complete image (or of the named images), with this imgtool's version and a format version.`;
 
   static override examples = [
     '<%= config.bin %> have -o have.json',

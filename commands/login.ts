@@ -3,12 +3,8 @@ import { InvalidArgumentError } from '../src/errors';
 import { login } from '../src/registry/login';
 
 export default class Login extends ImgtoolCommand<typeof Login> {
-  static override description = `Log in to a registry: check the credentials against it, then store them.
-
-Stored through the configured credential helper (credHelpers / credsStore of Docker's
-config.json), else in config.json ($DOCKER_CONFIG or ~/.docker/config.json), rewritten
-atomically with mode 0600 and every other key kept. The password is read from stdin with
---password-stdin (never give it as an argument); it is never printed.`;
+  static override summary = 'Log in to a registry: check the credentials against it, then store them.';
+  static override description = `Stored through the configured credential helper (credHelpers / credsStore of Docker's config.json), else in config.json ($DOCKER_CONFIG or ~/.docker/config.json), rewritten atomically with mode 0600 and every other key kept. The password is read from stdin with --password-stdin (never give it as an argument); it is never printed.`;
 
   static override examples = ['echo "$TOKEN" | <%= config.bin %> login ghcr.io -u me --password-stdin'];
 

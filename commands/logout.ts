@@ -2,7 +2,8 @@ import { ImgtoolCommand, Args } from '../src/cli';
 import { logout } from '../src/registry/login';
 
 export default class Logout extends ImgtoolCommand<typeof Logout> {
-  static override description = 'Remove the stored credentials of a registry (credential helper, else config.json, rewritten atomically).';
+  static override summary = 'Remove the stored credentials of a registry (credential helper, else config.json, rewritten atomically).';
+  static override description = `Remove the stored credentials of a registry (credential helper, else config.json, rewritten atomically).`;
 
   static override args = { registry: Args.string({ required: true, description: 'registry host' }) };
 

@@ -5,18 +5,10 @@ import { pullImages } from '../src/registry/pull';
 import type { PullResult } from '../src/registry/pull';
 
 export default class Pull extends ImgtoolCommand<typeof Pull> {
-  static override description = `Pull images from a registry (OCI distribution API) into the store.
+  static override summary = 'Pull images from a registry (OCI distribution API) into the store.';
+  static override description = `Registered under REF's normalised name (a digest REF gives NAME@DIGEST; --digests also adds NAME@DIGEST). Every blob is digest- and size-verified while it streams into the store, and every blob of the pulled image is stored even when snapshots for its layers already exist. By default an index gives its host-platform manifest (the image is then partial, as after load); --platform picks others, --all-platforms fetches every one. The pulled platforms are unpacked unless --no-unpack. An image already complete in the store costs one manifest request. All-or-nothing: a failed pull registers nothing.
 
-Registered under REF's normalised name (a digest REF gives NAME@DIGEST; --digests also adds
-NAME@DIGEST). Every blob is digest- and size-verified while it streams into the store, and every
-blob of the pulled image is stored even when snapshots for its layers already exist. By default
-an index gives its host-platform manifest (the image is then partial, as after load);
---platform picks others, --all-platforms fetches every one. The pulled platforms are unpacked
-unless --no-unpack. An image already complete in the store costs one manifest request.
-All-or-nothing: a failed pull registers nothing.
-
-HTTPS by default; a loopback registry (localhost, 127.0.0.1) may answer over plain HTTP, but
-credentials go over plain HTTP only with --insecure (which also skips TLS verification).`;
+HTTPS by default; a loopback registry (localhost, 127.0.0.1) may answer over plain HTTP, but credentials go over plain HTTP only with --insecure (which also skips TLS verification).`;
 
   static override examples = [
     '<%= config.bin %> pull alpine:3.20',

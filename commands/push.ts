@@ -5,16 +5,8 @@ import { pushImage, PUSH_COMPRESSIONS } from '../src/registry/push';
 import type { PushCompression, PushResult } from '../src/registry/push';
 
 export default class Push extends ImgtoolCommand<typeof Push> {
-  static override description = `Push an image from the store to a registry (OCI distribution API).
-
-REF defaults to IMAGE's name. Blobs the registry has are skipped (HEAD); a blob known to live
-in another repository of the same registry is mounted instead of uploaded; the rest is streamed
-from the store. A layer absent from the store is produced first through the layer module
-(converted from another variant or rebuilt from its snapshot); if any cannot be produced,
-nothing is uploaded and every one is named. Manifests go after their blobs and the tag last.
-A partial image is pushed as its present platforms under a new index (old -> new printed);
-with --all-platforms that is an error. A byte-identical mirror needs pull --all-platforms.
-Prints the pushed digest.`;
+  static override summary = 'Push an image from the store to a registry (OCI distribution API).';
+  static override description = `REF defaults to IMAGE's name. Blobs the registry has are skipped (HEAD); a blob known to live in another repository of the same registry is mounted instead of uploaded; the rest is streamed from the store. A layer absent from the store is produced first through the layer module (converted from another variant or rebuilt from its snapshot); if any cannot be produced, nothing is uploaded and every one is named. Manifests go after their blobs and the tag last. A partial image is pushed as its present platforms under a new index (old -> new printed); with --all-platforms that is an error. A byte-identical mirror needs pull --all-platforms. Prints the pushed digest.`;
 
   static override examples = [
     '<%= config.bin %> push app:1 registry.example.com/team/app:1',
