@@ -27,8 +27,10 @@ function unclearReason(line, { storeRoot, tmpDirs = [] } = {}) {
   if (typeof line !== 'string') return `not a string (${typeof line})`;
   if (!line.trim()) return 'empty';
   if (/[\r\n]/.test(line)) return 'more than one line';
-  if (/\bundefined\b/.test(line)) return 'says "undefined"';
-  if (/\bNaN\b/.test(line)) return 'says "NaN"';
+  // Untrusted strings are quoted (JSON-style) in messages: a quoted "NaN" is the input speaking.
+  const unquoted = line.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  if (/\bundefined\b/.test(unquoted)) return 'says "undefined"';
+  if (/\bNaN\b/.test(unquoted)) return 'says "NaN"';
   if (/\[object \w+\]/.test(line)) return 'says "[object …]"';
   for (const [re, what] of RAW) if (re.test(line)) return `raw ${what}`;
   if (storeRoot && line.includes(storeRoot + '/')) {

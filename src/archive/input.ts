@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
-import { CodecError, Compression, detectCompression, decompressStream } from '../compression/codecs';
+import { CodecError, Compression, detectCompression, decompressStream, describeCodecError } from '../compression/codecs';
 import { ImgtoolError, InvalidArgumentError, InvalidArchiveError, NotFoundError } from '../errors';
 import { DecodeBound, LIMIT_FLAGS, Limits, resolveLimits } from '../limits';
 
@@ -111,14 +111,14 @@ export function describeInputError(err: Error, input: Pick<ArchiveInput, 'compre
   if (err instanceof CodecError) return new InvalidArchiveError(`${label}: ${err.message}`);
   if (err instanceof ImgtoolError) return err;
   const m = err.message || String(err);
-  if (compression !== 'none' && /unexpected end of file|ended in middle/i.test(m)) {
-    return new InvalidArchiveError(`${label}: ${compression} stream is truncated (${m})`);
+  if (compression !== 'none' && (/unexpected end of file|ended in middle/i.test(m) || /^Z_/.test((err as NodeJS.ErrnoException).code ?? ''))) {
+    return new InvalidArchiveError(`${label}: ${describeCodecError(compression, err)}`);
   }
   if ((err as NodeJS.ErrnoException).code && /^E[A-Z]+$/.test((err as NodeJS.ErrnoException).code!) && !/^Z_/.test((err as NodeJS.ErrnoException).code!)) {
     return new ImgtoolError('INVALID_ARGUMENT', `${label}: read error: ${m}`);
   }
   if (compression === 'none') return new InvalidArchiveError(`${label}: ${m}`);
-  return new InvalidArchiveError(`${label}: corrupt ${compression} data (${m})`);
+  return new InvalidArchiveError(`${label}: ${describeCodecError(compression, err)}`);
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 import * as posix from 'node:path/posix';
 import { finished } from 'node:stream/promises';
-import { Compression, decompressStream, detectCompression } from '../compression/codecs';
+import { Compression, decompressStream, describeCodecError, detectCompression } from '../compression/codecs';
 import { Digest, Digester } from '../digest';
 import { MAX_JSON_SIZE } from '../content';
 import {
@@ -79,7 +79,7 @@ export const decodingHashSink: BlobSink = {
       ended = new Promise<void>((resolve) => {
         d.on('end', () => resolve());
         d.on('error', (e: Error) => {
-          error = error ?? `${c} stream does not decompress: ${e.message}`;
+          error = error ?? `does not decompress: ${describeCodecError(c, e)}`;
           resolve();
         });
       });

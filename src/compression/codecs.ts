@@ -209,7 +209,22 @@ function zstdError(e: Error): Error {
   if (/too much memory/i.test(e.message)) {
     return new CodecError(`zstd frame needs a window larger than ${1 << (ZSTD_WINDOW_LOG_MAX - 20)} MiB (zstd's default limit, windowLogMax ${ZSTD_WINDOW_LOG_MAX}); refusing it`);
   }
-  return new CodecError(`corrupt zstd data (${e.message})`);
+  return new CodecError(describeCodecError('zstd', e));
+}
+
+/**
+ * What went wrong decoding a `c` stream, in imgtool's words (zlib's and zstd's own texts are
+ * not messages for users): truncated, not that format, a checksum mismatch, or corrupt data.
+ */
+export function describeCodecError(c: Compression, e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const m = err?.message ?? String(e);
+  if (err?.code === 'Z_BUF_ERROR' || /unexpected end of file|ended in (the )?middle|truncated/i.test(m)) return `${c} stream is truncated`;
+  if (/incorrect header check|Unknown frame descriptor|unknown compression method/i.test(m)) {
+    return `${c} data is corrupt: not a ${c} stream at this point (a bad header, or bytes after the end of the stream)`;
+  }
+  if (/incorrect (data|length) check|header crc mismatch|doesn't match checksum|Src size is incorrect/i.test(m)) return `${c} data is corrupt: checksum mismatch`;
+  return `${c} data is corrupt`;
 }
 
 /** Compress a buffer exactly as `compressStream` would (tests, small blobs). */

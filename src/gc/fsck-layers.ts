@@ -14,7 +14,7 @@ import type { Store } from '../store';
 import { walkImage } from '../images/walk';
 import { contentSource } from '../images/source';
 import { isLayerType } from '../images/mediatypes';
-import { AutoDecompressStream, Compression } from '../compression/codecs';
+import { AutoDecompressStream, CodecError, Compression, describeCodecError } from '../compression/codecs';
 import { Digester } from '../digest';
 
 export interface LayerClaim {
@@ -97,7 +97,7 @@ export async function hashStoredFile(p: string, decode: boolean): Promise<Hashed
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
     // The decoder stopped early: hash the blob again, raw, so its own digest is still checked.
     const again = await hashStoredFile(p, false);
-    return { ...again, decoded: { error: `does not decompress: ${(e as Error).message}` } };
+    return { ...again, decoded: { error: `does not decompress: ${e instanceof CodecError ? (e as Error).message : describeCodecError(dec.detected ?? 'gzip', e)}` } };
   }
   return { digest: 'sha256:' + tap.h.digest('hex'), size: tap.size, decoded: { digest: sink.d.digest(), compression: dec.detected ?? 'none' } };
 }

@@ -15,7 +15,7 @@ import { walkImage } from '../images/walk';
 import { contentSource } from '../images/source';
 import { Compression, isIndexType, layerCompression } from '../images/mediatypes';
 import { Platform, exactMatcher, formatPlatform, hostPlatform, parsePlatform } from '../platform';
-import { AutoDecompressStream, codecVersion, compressStream, DEFAULT_LEVEL } from '../compression/codecs';
+import { AutoDecompressStream, codecVersion, compressStream, DEFAULT_LEVEL, describeCodecError } from '../compression/codecs';
 import { hashDecompressed, proveVariant } from '../layers/prove';
 import { DigestStream, Digester, shortDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, InvalidArchiveError, MissingContentError, NotFoundError } from '../errors';
@@ -182,7 +182,7 @@ export function layerError(e: unknown, what: string, entry: string | undefined, 
   const at = entry !== undefined ? `: entry ${showName(entry)}` : '';
   const ne = e as NodeJS.ErrnoException;
   if (typeof ne?.code === 'string' && /^Z_|^ERR_ZLIB/.test(ne.code)) {
-    return new InvalidArchiveError(`${what}: corrupt ${compression && compression !== 'none' ? compression : 'compressed'} data (${ne.message}; e.g. trailing bytes after the end of the stream)`);
+    return new InvalidArchiveError(`${what}: ${describeCodecError(compression && compression !== 'none' ? (compression as Compression) : 'gzip', ne)}`);
   }
   if (typeof ne?.code === 'string' && /^E[A-Z]+$/.test(ne.code)) {
     return new ImgtoolError('PRECONDITION', `${what}${at}: cannot write it into the snapshot: ${ne.code} (${systemReason(ne.code)})`, [], { cause: e });
