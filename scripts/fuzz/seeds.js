@@ -38,7 +38,8 @@ const APP = [{ path: 'opt/', type: 'dir' }, { path: 'opt/app', content: { size: 
 
 /** Build the seeds into `dir` (once); returns [{ name, format, buf }] of uncompressed tars. */
 async function buildSeeds(dist, dir) {
-  const { ImageBuilder, hostPlatform, formatPlatform } = require(path.join(dist, 'src', 'index.js'));
+  const { ImageBuilder } = require(path.join(dist, 'src', 'builder', 'index.js'));
+  const { hostPlatform, formatPlatform } = require(path.join(dist, 'src', 'platform', 'index.js'));
   const listFile = path.join(dir, 'seeds.json');
   if (fs.existsSync(listFile)) {
     return JSON.parse(fs.readFileSync(listFile, 'utf8')).map((s) => ({ ...s, buf: fs.readFileSync(path.join(dir, s.file)) }));

@@ -13,7 +13,7 @@
  * prove one by hashing the decompressed bytes.
  */
 import { finished } from 'node:stream/promises';
-import { ContentStore, ResourceHolder } from '../content';
+import { ContentStore, ResourceHolder, ContentWriter } from '../content';
 import { Compression } from '../compression/codecs';
 import { InvalidArgumentError, InvalidArchiveError, MissingContentError } from '../errors';
 import { Descriptor } from '../images/types';
@@ -84,11 +84,12 @@ export interface ImportResult {
  * A BlobSink that ingests into the content store (hashing once, verifying while streaming).
  * Each blob it adds that was not in the store before is added to `fresh`.
  */
-export function storeSink(content: ContentStore, lease?: ResourceHolder, fresh?: Set<string>): BlobSink {
+export function storeSink(content: ContentStore, lease?: ResourceHolder, fresh?: Set<string>, writers?: Set<ContentWriter>): BlobSink {
   const since = Date.now();
   return {
     begin({ path, size, expected }) {
       const w = content.writer({ digest: expected, size, lease, what: entryWhat(path) });
+      writers?.add(w);
       let error: Error | undefined;
       w.on('error', (e) => {
         error = e;
@@ -110,10 +111,18 @@ export function storeSink(content: ContentStore, lease?: ResourceHolder, fresh?:
             w.once('error', bad);
           }),
         async finish() {
-          if (error) throw error;
-          w.end();
-          await finished(w);
-          const info = await w.commit();
+          let info;
+          try {
+            if (error) throw error;
+            w.end();
+            await finished(w);
+            info = await w.commit();
+          } catch (e) {
+            // Whatever failed (the stream, the size, the digest), nothing of it may stay behind.
+            if (!w.destroyed) w.destroy();
+            await w.abort().catch(() => {});
+            throw e;
+          }
           // Recorded since this sink began: new to the store (a blob already there keeps its row).
           if (fresh && (content.info(info.digest)?.createdAt ?? 0) >= since) fresh.add(info.digest);
           return { digest: info.digest, size: info.size };
@@ -148,9 +157,16 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
   if (opts.baseName) checkBaseName(opts.baseName);
   const indexName = opts.indexName ? normalizeIndexName(opts.indexName) : undefined;
   const fresh = new Set<string>();
+  const writers = new Set<ContentWriter>();
   try {
-    return await importInto(store, input, opts, indexName, fresh);
+    return await importInto(store, input, opts, indexName, fresh, writers);
   } catch (e) {
+    // Every writer this load began and did not commit goes with its temp file (abort is a
+    // no-op for a committed one), whatever path the failure took through the reader.
+    await Promise.allSettled([...writers].map(async (w) => {
+      if (!w.destroyed) w.destroy();
+      await w.abort();
+    }));
     if (fresh.size) dropFresh(store, fresh, opts.lease);
     throw e;
   }
@@ -175,8 +191,8 @@ function dropFresh(store: Store, fresh: Set<string>, lease?: ResourceHolder): vo
   for (const d of dropped) store.content.removeFileIfUnrecorded(d);
 }
 
-async function importInto(store: Store, input: ArchiveInputSource, opts: ImportOptions, indexName: string | undefined, fresh: Set<string>): Promise<ImportResult> {
-  const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease, fresh), progress: opts.progress, limits: opts.limits });
+async function importInto(store: Store, input: ArchiveInputSource, opts: ImportOptions, indexName: string | undefined, fresh: Set<string>, writers: Set<ContentWriter>): Promise<ImportResult> {
+  const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease, fresh, writers), progress: opts.progress, limits: opts.limits });
   const readBlob = async (f: ArchiveFile) => scan.json.get(f.digest) ?? store.content.readBuffer(f.digest);
   const resolved = await resolveArchive(scan, readBlob);
   const expects = deltaExpects(resolved.index.bytes);

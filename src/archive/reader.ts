@@ -289,6 +289,8 @@ class Scanner {
   /** The target receiving the current entry's bytes (aborted if reading fails). */
   private active: BlobTarget | undefined;
   private readonly pending = new Set<Promise<void>>();
+  /** Targets begun and not yet handed to `committed` (finish) — aborted if reading fails. */
+  private readonly unfinished = new Set<BlobTarget>();
   private failure: Error | undefined;
   private jsonLeft = JSON_BUDGET;
   /** Link path -> normalised target (a later entry of the same path wins, as in tar). */
@@ -333,13 +335,24 @@ class Scanner {
       const t = this.active;
       this.active = undefined;
       await t?.abort().catch(() => {});
+      // Targets begun whose entry never ended (the parser stopped under them): drop them too.
+      const open = [...this.unfinished];
+      this.unfinished.clear();
+      await Promise.allSettled(open.map((o) => o.abort()));
       this.input.stream.destroy();
       await Promise.allSettled([...this.pending]);
       throw this.describe(err);
     }
     if (this.input.read) this.input.stream.destroy();
     await Promise.all([...this.pending]);
-    if (this.failure) throw this.describe(this.failure);
+    if (this.failure) {
+      // A background commit failed and stopped the parser: targets it had begun never ended.
+      const open = [...this.unfinished];
+      this.unfinished.clear();
+      this.active = undefined;
+      await Promise.allSettled(open.map((o) => o.abort()));
+      throw this.describe(this.failure);
+    }
     this.out.tarBytes = this.decoded;
     this.out.bytes = this.input.passthrough ? this.decoded : this.input.rawBytes();
     task?.update(this.out.bytes);
@@ -549,6 +562,7 @@ class Scanner {
     const expected = role === 'blob' ? `sha256:${path.slice(path.lastIndexOf('/') + 1)}` : undefined;
     const target = this.opts.sink.begin({ path, size, expected });
     this.active = target;
+    this.unfinished.add(target);
     let head: Buffer | undefined;
     let json: Buffer[] | null | undefined = size <= MAX_JSON_SIZE && size <= this.jsonLeft ? undefined : null;
     return {
@@ -564,6 +578,7 @@ class Scanner {
       },
       end: () => {
         this.active = undefined;
+        this.unfinished.delete(target);
         this.endEntry();
         return this.committed(path, size, expected, target, head, json);
       },

@@ -368,12 +368,17 @@ export class ContentWriter extends Writable {
     this.tmp = tmp;
   }
 
+  /** Settles once the temp file's open has completed (or failed): a close must wait for it. */
+  private opened: Promise<void> = Promise.resolve();
+
   override _construct(cb: (err?: Error | null) => void): void {
     if (!this.tmp) return cb();
+    let settled!: () => void;
+    this.opened = new Promise<void>((res) => (settled = res));
     fs.open(this.tmp, 'wx', 0o644, (err, fd) => {
-      if (err) return cb(err);
-      this.fd = fd;
-      cb();
+      if (!err) this.fd = fd;
+      settled();
+      cb(err ?? null);
     });
   }
 
@@ -493,14 +498,15 @@ export class ContentWriter extends Writable {
    * when idle, so it is never closed twice); every caller awaits the same close.
    */
   private release(): Promise<void> {
-    this.closing ??= new Promise<void>((res) =>
+    // An abort while the open is still pending must not let the file appear after its removal.
+    this.closing ??= this.opened.then(() => new Promise<void>((res) =>
       this.whenIdle(() => {
         const fd = this.fd;
         this.fd = undefined;
         if (fd === undefined) res();
         else fs.close(fd, () => res());
       }),
-    );
+    ));
     return this.closing;
   }
 
