@@ -22,6 +22,7 @@ import { walkImage } from '../images/walk';
 import { contentSource } from '../images/source';
 import { isDigest } from '../digest';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
+import { writeFileAtomic } from '../fsutil';
 
 export const INVENTORY_FORMAT = 'imgtool-have';
 export const INVENTORY_VERSION = 1;
@@ -198,20 +199,11 @@ export function deltaExpects(indexBytes: Buffer | undefined): string[] | undefin
   return [...new Set((a[DELTA_EXPECTS_ANNOTATION] as string).split(',').map((s) => s.trim()).filter(isDigest))].sort();
 }
 
-/** Write an inventory file: temp in the same directory, fsync, rename (removed on error). */
+/** Write an inventory file atomically (temp in the same directory, fsync, rename). */
 export function writeInventoryFile(inv: Inventory, file: string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
   try {
-    const fd = fs.openSync(tmp, 'w', 0o644);
-    try {
-      fs.writeFileSync(fd, inventoryBytes(inv));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, inventoryBytes(inv));
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     throw new InvalidArgumentError(`cannot write inventory ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }

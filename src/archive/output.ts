@@ -7,6 +7,7 @@ import { Compression, compressStream } from '../compression/codecs';
 import { ImgtoolError, InvalidArgumentError } from '../errors';
 import { addCleanup, cancelSignal, throwIfCancelled } from '../cancel';
 import { CopyOptions, copyBuffers, copyFileAt } from './copy';
+import { afterShortWrite, syncDir } from '../fsutil';
 
 /**
  * Where an archive goes. `open()` is called only once the whole archive has been
@@ -502,16 +503,7 @@ function writevAll(fd: number, chunks: Buffer[], position: number): Promise<void
       fs.writev(fd, bufs, pos, (err, n) => {
         if (err) return reject(err);
         pos += n;
-        let skip = n;
-        const rest: Buffer[] = [];
-        for (const c of bufs) {
-          if (skip >= c.length) {
-            skip -= c.length;
-            continue;
-          }
-          rest.push(skip ? c.subarray(skip) : c);
-          skip = 0;
-        }
+        const rest = afterShortWrite(bufs, n);
         if (rest.length) go(rest);
         else resolve();
       });
@@ -520,17 +512,5 @@ function writevAll(fd: number, chunks: Buffer[], position: number): Promise<void
   });
 }
 
-function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* not every filesystem can fsync a directory */
-  }
-}
 
 export { FileOutput };

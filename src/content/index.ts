@@ -8,6 +8,7 @@ import { Digest, digestHex, validateDigest } from '../digest';
 import { DigestMismatchError, ImgtoolError, NotFoundError, SizeMismatchError } from '../errors';
 import { parseTempOwner, tempOwnerTag } from '../leases/process';
 import { cancellable, cancelledError } from '../cancel';
+import { afterShortWrite, syncDir as fsSyncDir } from '../fsutil';
 
 export interface BlobInfo {
   digest: Digest;
@@ -326,21 +327,9 @@ export class ContentStore {
    */
   syncDir(what = 'content store'): void {
     try {
-      let fd: number;
-      try {
-        fd = fs.openSync(this.blobsDir, 'r');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // no blob was ever written here
-        throw e;
-      }
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+      fsSyncDir(this.blobsDir, { missingOk: true }); // missing: no blob was ever written here
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EINVAL' || code === 'ENOTSUP') return;
       throw new ImgtoolError('INTERNAL', `${what}: cannot fsync the blobs directory ${this.blobsDir}: ${code ?? (e as Error).message}`, [], { cause: e });
     }
   }
@@ -569,16 +558,7 @@ function writeAll(fd: number, chunks: Buffer[], cb: (err?: Error | null) => void
     for (const c of chunks) total += c.length;
     if (n === total) return cb();
     // Short write: continue with what is left.
-    let skip = n;
-    const rest: Buffer[] = [];
-    for (const c of chunks) {
-      if (skip >= c.length) {
-        skip -= c.length;
-        continue;
-      }
-      rest.push(skip ? c.subarray(skip) : c);
-      skip = 0;
-    }
+    const rest = afterShortWrite(chunks, n);
     writeAll(fd, rest, cb);
   });
 }

@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { InvalidArgumentError, RegistryError } from '../errors';
+import { writeFileAtomic } from '../fsutil';
 
 export interface Credentials {
   username: string;
@@ -171,26 +172,12 @@ export async function findCredentials(registry: string, e: AuthEnv = {}): Promis
 
 /** Write `data` to `file` atomically: temp in the same directory, 0600, fsync, rename. */
 function writeAtomic(file: string, data: string): void {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   try {
-    const fd = fs.openSync(tmp, 'wx', 0o600);
-    try {
-      fs.writeSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, data, 0o600);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     throw new InvalidArgumentError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-  } catch { /* best effort */ }
 }
 
 export interface StoredLogin {

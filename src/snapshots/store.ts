@@ -20,6 +20,7 @@ import { ImgtoolError, NotFoundError } from '../errors';
 import { sha256, validateDigest } from '../digest';
 import { tempOwnerTag } from '../leases/process';
 import { removeTree, syncTreeFiles } from '../tar';
+import { syncDir } from '../fsutil';
 
 export interface SnapshotInfo {
   chainId: string;
@@ -208,15 +209,3 @@ function syncTree(dir: string): void {
   syncTreeFiles(dir);
 }
 
-function syncDir(d: string): void {
-  try {
-    const fd = fs.openSync(d, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* not supported everywhere */
-  }
-}

@@ -6,10 +6,10 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import * as path from 'node:path';
-import {
-  Store, saveImages, loadArchive, verifyArchive, buildInventory, parseInventory, inventoryBytes, deltaExpects,
-  LayerResolver, MissingContentError, ImgtoolError, Inventory,
-} from '../../../src';
+import { Store, saveImages, loadArchive, verifyArchive, MissingContentError, ImgtoolError } from '../../../src';
+import type { LayerResolver } from '../../../src';
+import { buildInventory, parseInventory, inventoryBytes, deltaExpects } from '../../../src/archive/have';
+import type { Inventory } from '../../../src/archive/have';
 import { tmpDir, rmrf } from '../../helpers/cli';
 import { addImage, addVariant, dropBlob, readTar, entryJSON, FixtureImage } from './export-fixtures';
 
