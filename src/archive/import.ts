@@ -28,6 +28,7 @@ import { ArchiveFormat, resolveArchive } from './reader-layout';
 import { deltaExpects } from './have';
 import { markOthers } from '../gc/prune';
 import type { Limits } from '../limits';
+import type { ImageOutline } from '../images/types';
 
 export interface ImportOptions extends NamingOptions {
   /** `--platform`: load only these platforms; each must be present. */
@@ -46,17 +47,8 @@ export interface ImportOptions extends NamingOptions {
   limits?: Partial<Limits>;
 }
 
-export interface ImportedImage {
-  /** Names registered (normalised). */
-  names: string[];
-  digest: string;
-  mediaType: string;
-  size: number;
-  platforms: string[];
-  /** Some manifests the index lists are not in the archive. */
-  partial: boolean;
-  absent: Array<{ digest: string; platform?: string }>;
-}
+/** An image registered by the load (`names`: the names registered). */
+export type ImportedImage = ImageOutline;
 
 export interface ImportResult {
   /** For messages: the file name or "stdin". */

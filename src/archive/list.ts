@@ -9,6 +9,7 @@ import { ArchiveInputSource } from './input';
 import { namesForImage } from './naming';
 import { examineArchive } from './verify';
 import { ArchiveFormat } from './reader-layout';
+import type { ImageOutline } from '../images/types';
 
 export interface ListedLayer {
   digest: string;
@@ -29,14 +30,7 @@ export interface ListedManifest {
   layers: ListedLayer[];
 }
 
-export interface ListedImage {
-  names: string[];
-  digest: string;
-  mediaType: string;
-  size: number;
-  platforms: string[];
-  partial: boolean;
-  absent: Array<{ digest: string; platform?: string }>;
+export interface ListedImage extends ImageOutline {
   manifests: ListedManifest[];
 }
 

@@ -67,3 +67,16 @@ export const Annotation = {
 export const Label = {
   UNCOMPRESSED: 'containerd.io/uncompressed',
 } as const;
+
+/** What every command that brings images in (load, pull, ls-archive) says about one image. */
+export interface ImageOutline {
+  /** Names (normalised). */
+  names: string[];
+  digest: string;
+  mediaType: string;
+  size: number;
+  platforms: string[];
+  /** Some manifests the index lists are not there (other platforms). */
+  partial: boolean;
+  absent: Array<{ digest: string; platform?: string }>;
+}

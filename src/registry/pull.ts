@@ -44,6 +44,7 @@ import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryDoc, parseRegistryDoc } fro
 import { discard, isRetryableNetworkError, readBody } from './http';
 import { recordSources } from './sources';
 import { runPool } from './pool';
+import type { ImageOutline } from '../images/types';
 
 export interface PullOptions extends ClientOptions {
   platforms?: string[];
@@ -58,16 +59,9 @@ export interface PullOptions extends ClientOptions {
   progress?: Progress;
 }
 
-export interface PulledImage {
+/** `partial`/`absent`: index entries not pulled (other platforms), as after `load`. */
+export interface PulledImage extends ImageOutline {
   ref: string;
-  names: string[];
-  digest: string;
-  mediaType: string;
-  size: number;
-  platforms: string[];
-  /** Index entries not pulled (other platforms): the image is partial, as after `load`. */
-  partial: boolean;
-  absent: Array<{ digest: string; platform?: string }>;
   blobs: { fetched: number; present: number; bytes: number };
   /** HTTP requests made to the registry for this image (1 when it was already complete). */
   requests: number;

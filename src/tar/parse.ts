@@ -185,15 +185,21 @@ export class TarParser extends Writable {
     cb();
   }
 
+  /** Copy up to one header block's worth of `chunk` (from `off`) into the block buffer. */
+  private fillBlock(chunk: Buffer, off: number): number {
+    const n = this.forward(Math.min(BLOCK - this.fill, chunk.length - off));
+    chunk.copy(this.block, this.fill, off, off + n);
+    this.fill += n;
+    return n;
+  }
+
   private async process(chunk: Buffer): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
       let n: number;
       switch (this.state) {
         case 'header': {
-          n = this.forward(Math.min(BLOCK - this.fill, chunk.length - off));
-          chunk.copy(this.block, this.fill, off, off + n);
-          this.fill += n;
+          n = this.fillBlock(chunk, off);
           off += n;
           if (this.fill === BLOCK) {
             this.fill = 0;
@@ -229,9 +235,7 @@ export class TarParser extends Writable {
           break;
         }
         case 'zero2': {
-          n = this.forward(Math.min(BLOCK - this.fill, chunk.length - off));
-          chunk.copy(this.block, this.fill, off, off + n);
-          this.fill += n;
+          n = this.fillBlock(chunk, off);
           off += n;
           if (this.fill === BLOCK) {
             this.fill = 0;
