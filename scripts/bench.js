@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * npm run bench [-- --size-mib N] [--runs R] [--cache DIR] [--only startup,save,load,unpack,convert,kind]
+ * npm run bench [-- --size-mib N] [--runs R] [--cache DIR] [--only startup,save,load,unpack,convert,kind,delta]
  *                 [--startup-runs N] [--startup-images 1000,10000]
  *
  * Side-by-side, in one run, medians of R runs (default 3): wall time, CPU time and peak RSS of
@@ -287,6 +287,38 @@ function main() {
       console.log(`  kind load --full of the same image:           ${f.secs.toFixed(2)} s, ${(bytes('full2.json') / 1048576).toFixed(1)} MiB sent`);
       rows.push({ section: 'kind', name: 'kind load delta (top layer changed)', secs: d.secs, cpu: d.cpu, rssMB: d.rssMB, note: `${bytes('delta.json')} bytes` });
       rows.push({ section: 'kind', name: 'kind load --full (same image)', secs: f.secs, cpu: f.cpu, rssMB: f.rssMB, note: `${bytes('full2.json')} bytes` });
+    }
+    if (want('delta')) {
+      console.log('\n== delta archive after changing the top layer (issue 14): save --have vs a full save');
+      fresh();
+      sh(`IMGTOOL_ROOT=${q(store)} ${BIN} load --no-unpack -q -i ${q(OCI_TAR)} >/dev/null`);
+      // The receiver holds the bench image; the sender has it plus image:2 = same base layer, new top layer.
+      const recv = path.join(work, 'recv');
+      sh(`IMGTOOL_ROOT=${q(recv)} ${BIN} load --no-unpack -q -i ${q(OCI_TAR)} >/dev/null`);
+      const haveFile = path.join(work, 'have.json');
+      sh(`IMGTOOL_ROOT=${q(recv)} ${BIN} have -o ${q(haveFile)}`);
+      const v2 = path.join(work, 'v2.oci.tar');
+      const v2Script = `
+        const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'builder'))});
+        (async () => {
+          const info = ${JSON.stringify(info)};
+          const b = new B.ImageBuilder(${JSON.stringify(OCI_DIR)});
+          const top = await b.layer([{ path: 'data/', type: 'dir' }, { path: 'data/text.txt', content: { size: 16 << 20, seed: 'bench-delta-v2', text: true } }]);
+          const base = { digest: info.layers[0].digest, size: info.layers[0].size, diffId: info.layers[0].diffId, uncompressedSize: info.layers[0].uncompressedSize, compression: 'gzip' };
+          const img = b.image({ layers: [base, top], format: 'oci' });
+          await b.ociArchive(${JSON.stringify(v2)}, { images: [{ target: img, names: ['example.com/bench/image:2'] }] });
+        })().catch((e) => { console.error(e); process.exit(1); });`;
+      execFileSync(process.execPath, ['-e', v2Script], { stdio: 'inherit' });
+      sh(`IMGTOOL_ROOT=${q(store)} ${BIN} load --no-unpack -q -i ${q(v2)} >/dev/null`);
+      const rmOut = () => fs.rmSync(out, { force: true });
+      const full = row('delta', bench('imgtool save (full) of image:2', `${BIN} save -q -o ${q(out)} example.com/bench/image:2 >/dev/null`, { runs: R, prepare: rmOut, env }));
+      const fullBytes = fs.statSync(out).size;
+      const dl = row('delta', bench('imgtool save --have of image:2', `${BIN} save -q -o ${q(out)} example.com/bench/image:2 --have ${q(haveFile)} >/dev/null`, { runs: R, prepare: rmOut, env }));
+      const deltaBytes = fs.statSync(out).size;
+      console.log(`  archive size: full ${(fullBytes / 1048576).toFixed(1)} MiB, delta ${(deltaBytes / 1048576).toFixed(1)} MiB (${((100 * deltaBytes) / fullBytes).toFixed(1)}%)`);
+      ratios.push({ label: 'delta / full archive size', value: deltaBytes / fullBytes });
+      ratio('full save / delta save (speed-up)', full, dl);
+      row('delta', bench('imgtool load of the delta (receiver)', `${BIN} load --no-unpack -q -i ${q(out)} >/dev/null`, { runs: 1, env: { IMGTOOL_ROOT: recv } }));
     }
   } finally {
     if (ctrSock) spawnSync('bash', [path.join(REPO, 'scripts', 'peers', 'containerd-down.sh'), ctrDir]);
