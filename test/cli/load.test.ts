@@ -147,6 +147,6 @@ describe('imgtool load (CLI)', () => {
     const gz = zlib.gzipSync(ociImageArchive(makeImage(), 'x.io/a:1'));
     const r = await runCli(['load'], { root, input: gz.subarray(0, gz.length - 20) });
     expect(r.code).not.toBe(0);
-    expect(ownStderr(r.stderr)).toMatch(/^imgtool: error: stdin: gzip stream is truncated \(unexpected end of file\)\n$/);
+    expect(ownStderr(r.stderr)).toMatch(/^imgtool: error: stdin: gzip stream is truncated\n$/);
   });
 });
