@@ -80,6 +80,8 @@ export function storeSink(content: ContentStore, lease?: ResourceHolder, fresh?:
   const since = Date.now();
   return {
     begin({ path, size, expected }) {
+      // Present before this load (by the digest its name promises): never "fresh", never dropped.
+      const existed = expected !== undefined && content.has(expected);
       const w = content.writer({ digest: expected, size, lease, what: entryWhat(path) });
       writers?.add(w);
       let error: Error | undefined;
@@ -116,7 +118,9 @@ export function storeSink(content: ContentStore, lease?: ResourceHolder, fresh?:
             throw e;
           }
           // Recorded since this sink began: new to the store (a blob already there keeps its row).
-          if (fresh && (content.info(info.digest)?.createdAt ?? 0) >= since) fresh.add(info.digest);
+          // Without a promised digest, a row created after this sink began is this load's (a row
+          // from the same millisecond counts as older: when unsure, keep the blob).
+          if (fresh && !existed && (expected !== undefined || (content.info(info.digest)?.createdAt ?? 0) > since)) fresh.add(info.digest);
           return { digest: info.digest, size: info.size };
         },
         async abort() {
