@@ -42,7 +42,10 @@ class SummaryReporter {
     let peerSkipped = 0;
     for (const file of results.testResults) {
       for (const t of file.testResults) {
-        if (t.status === 'passed' && skips.has(`${file.testFilePath}\0${t.fullName}`)) peerSkipped++;
+        if (t.status === 'passed' && skips.has(`${file.testFilePath}\0${t.fullName}`)) {
+          peerSkipped++;
+          process.stdout.write(`skipped for a missing peer tool: ${path.relative(process.cwd(), file.testFilePath)} › ${t.fullName}\n`);
+        }
       }
     }
     fs.rmSync(this.log, { force: true });
