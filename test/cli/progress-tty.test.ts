@@ -28,7 +28,9 @@ describe('progress bars on a TTY', () => {
   });
   afterAll(() => rmrf(dir));
 
-  (haveScript ? it : it.skip)('the summary after the bars is printed on its own line, not over the last bar', () => {
+  // Without `script` (util-linux) there is no pseudo-terminal here: skipped loudly locally, a failure under CI.
+  if (!haveScript && process.env.CI !== 'true') console.warn('\n!!! SKIP progress TTY test: `script` not found on PATH\n');
+  (haveScript || process.env.CI === 'true' ? it : it.skip)('the summary after the bars is printed on its own line, not over the last bar', () => {
     const root = path.join(dir, 'store');
     const cmd = `${q(process.execPath)} ${q(BIN)} load -i ${q(archive)}`;
     const r = spawnSync('script', ['-q', '-e', '-c', cmd, '/dev/null'], {
