@@ -74,11 +74,16 @@ describe('imgtool kind load into real KIND node containers', () => {
 
   const kind = (args: string[]) => runCli(['kind', ...args], { root, env: cluster.env(), timeoutMs: 120000 });
 
+  /** `ctr images ls`, `images check` and `content ls` in the node, in one `docker exec`. */
   async function onNode(node: string, name: string) {
-    const img = parseImagesLs(await cluster.ctr(node, ['images', 'ls'])).find((i) => i.name === name);
-    const check = parseImagesCheck(await cluster.ctr(node, ['images', 'check'])).find((c) => c.name === name);
-    const content = new Set(parseContentLs(await cluster.ctr(node, ['content', 'ls'])).map((b) => b.digest));
-    return { img, check, content };
+    const sep = '--- imgtool-test ---';
+    const out = await cluster.docker(['exec', node, 'sh', '-c', `ctr -n k8s.io images ls && echo '${sep}' && ctr -n k8s.io images check && echo '${sep}' && ctr -n k8s.io content ls`]);
+    const [ls, check, content] = out.split(`${sep}\n`);
+    return {
+      img: parseImagesLs(ls).find((i) => i.name === name),
+      check: parseImagesCheck(check).find((c) => c.name === name),
+      content: new Set(parseContentLs(content).map((b) => b.digest)),
+    };
   }
 
   /** The image is on the node under `name`, `ctr images check` says complete, every blob is there. */
