@@ -17,8 +17,9 @@
 # overlayfs snapshotter is not stacked on the container's overlay root:
 #   docker run -d --privileged --network none -v /var/lib/containerd \
 #     --label io.x-k8s.kind.cluster=NAME --label io.x-k8s.kind.role=worker --name NODE IMAGE
-# and wait until `docker exec NODE ctr version` answers. Like a KIND node, its containerd has
-# namespace k8s.io, the CRI plugin with its snapshotter in `containerd config dump`, and `ctr` on
+# and wait until `docker exec NODE ctr version` answers. As with KIND's own node image,
+# `-e KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER=native` switches the snapshotter at start. Like a
+# KIND node, its containerd has namespace k8s.io, the CRI plugin with its snapshotter in `containerd config dump`, and `ctr` on
 # PATH. Unlike one, it runs no systemd and no kubelet, and has no CNI configuration.
 # Needs root; call Debian's /usr/bin/docker (20.10): another docker CLI may come first on PATH.
 set -euo pipefail
@@ -109,6 +110,10 @@ fi
 mounted /run || mount -t tmpfs -o mode=755 tmpfs /run
 mounted /tmp || mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /run/containerd /var/lib/containerd
+# As KIND's entrypoint: another snapshotter on request (e.g. native where overlayfs cannot stack).
+if [ -n "${KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER:-}" ]; then
+  sed -i "s/^\( *snapshotter = \)\"[^\"]*\"/\1\"$KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER\"/" /etc/containerd/config.toml
+fi
 exec /usr/bin/containerd --config /etc/containerd/config.toml
 SH
 chmod 755 "$root/usr/local/bin/entrypoint"

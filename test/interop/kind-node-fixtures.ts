@@ -18,6 +18,8 @@ import { KIND_CLUSTER_LABEL } from '../../src/kind/nodes';
 
 export const KIND_ROLE_LABEL = 'io.x-k8s.kind.role';
 export const NODE_IMAGE = 'imgtool-test/kind-node:1';
+/** The snapshotter each node of `KindCluster` runs (from its containerd config). */
+export const NODE_SNAPSHOTTER = { 'control-plane': 'overlayfs', worker: 'native' } as const;
 
 /** Build the node image into the daemon at `host` (a DOCKER_HOST). */
 export function buildNodeImage(host: string, image = NODE_IMAGE, snapshotter = 'overlayfs'): Promise<void> {
@@ -39,14 +41,18 @@ export class KindCluster {
   /** `dir` holds dockerd's data and socket: keep it short (a unix socket path). */
   constructor(readonly dir: string, readonly name: string) {}
 
-  /** Start dockerd, build the node image, start a control-plane and a worker node, wait for both. */
+  /**
+   * Start dockerd, build the node image, start a control-plane node (overlayfs) and a worker node
+   * (native snapshotter), wait for both.
+   */
   async start(): Promise<void> {
     this.host = await startDockerd(path.join(this.dir, 'd'));
     this.pathDir = dockerPathDir(this.dir);
     await buildNodeImage(this.host);
     await Promise.all([
       this.startNode(`${this.name}-control-plane`, this.name, 'control-plane'),
-      this.startNode(`${this.name}-worker`, this.name, 'worker'),
+      // The worker on the native snapshotter (KIND's switch): imgtool must read it from the node.
+      this.startNode(`${this.name}-worker`, this.name, 'worker', ['-e', `KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER=${NODE_SNAPSHOTTER.worker}`]),
     ]);
   }
 

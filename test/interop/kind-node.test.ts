@@ -10,10 +10,10 @@ import * as path from 'node:path';
 import { runCli, rmrf } from '../helpers/cli';
 import { requirePeer } from '../helpers/peers';
 import { Store } from '../../src/store';
-import { parseImagesLs, parseImagesCheck, parseContentLs } from '../../src/kind/ctr';
+import { parseImagesLs, parseImagesCheck, parseContentLs, parseSnapshotter } from '../../src/kind/ctr';
 import { Descriptor } from '../../src/images/types';
 import { Fixtures } from './kind-fixtures';
-import { KindCluster, NODE_IMAGE } from './kind-node-fixtures';
+import { KindCluster, NODE_IMAGE, NODE_SNAPSHOTTER } from './kind-node-fixtures';
 
 // Missing docker/containerd/busybox: a loud SKIP warning and every test returns early; under CI=true it throws.
 const HAVE = (): boolean => requirePeer('kind-node');
@@ -21,6 +21,7 @@ const HAVE = (): boolean => requirePeer('kind-node');
 const CLUSTER = 'imgt';
 const CP = `${CLUSTER}-control-plane`;
 const WORKER = `${CLUSTER}-worker`;
+const SNAP: Record<string, string> = { [CP]: NODE_SNAPSHOTTER['control-plane'], [WORKER]: NODE_SNAPSHOTTER.worker };
 const BASE = 4 << 20;
 
 interface NodeJson {
@@ -77,7 +78,7 @@ describe('imgtool kind load into real KIND node containers', () => {
   /** `ctr images ls`, `images check` and `content ls` in the node, in one `docker exec`. */
   async function onNode(node: string, name: string) {
     const sep = '--- imgtool-test ---';
-    const out = await cluster.docker(['exec', node, 'sh', '-c', `ctr -n k8s.io images ls && echo '${sep}' && ctr -n k8s.io images check && echo '${sep}' && ctr -n k8s.io content ls`]);
+    const out = await cluster.docker(['exec', node, 'sh', '-c', `ctr -n k8s.io images ls && echo '${sep}' && ctr -n k8s.io images check --snapshotter=${SNAP[node] ?? 'overlayfs'} && echo '${sep}' && ctr -n k8s.io content ls`]);
     const [ls, check, content] = out.split(`${sep}\n`);
     return {
       img: parseImagesLs(ls).find((i) => i.name === name),
@@ -105,7 +106,7 @@ describe('imgtool kind load into real KIND node containers', () => {
     expect(j.nodes.map((n: NodeJson) => n.node).sort()).toEqual([CP, WORKER]);
     for (const n of j.nodes as NodeJson[]) {
       expect(n.imported).toEqual(['docker.io/library/app:1']);
-      expect(n.snapshotter).toBe('overlayfs');
+      expect(n.snapshotter).toBe(SNAP[n.node]); // read from the node's `containerd config dump`
       expect(n.omittedBlobs).toBe(0);
       expect(n.bytesSent).toBe(j.fullBytes);
       fullLoadBytes[n.node] = n.bytesSent;
@@ -167,8 +168,8 @@ describe('imgtool kind load into real KIND node containers', () => {
     await cluster.docker(['exec', WORKER, 'mkdir', '-p', '/kind/images']);
     await cluster.docker(['cp', file, `${WORKER}:/kind/images/preloaded.tar`]);
     // What KIND's node image build runs for each /kind/images/*.tar.
-    const snap = (await cluster.docker(['exec', WORKER, 'containerd', 'config', 'dump'])).match(/snapshotter = "([^"]+)"/)?.[1];
-    expect(snap).toBe('overlayfs');
+    const snap = parseSnapshotter(await cluster.docker(['exec', WORKER, 'containerd', 'config', 'dump']));
+    expect(snap).toBe(SNAP[WORKER]);
     await cluster.docker(['exec', WORKER, 'ctr', '--namespace=k8s.io', 'images', 'import', '--all-platforms', '--no-unpack', '--digests', `--snapshotter=${snap}`, '/kind/images/preloaded.tar']);
     await expectComplete(WORKER, 'docker.io/library/preloaded:1', pre, false);
 
