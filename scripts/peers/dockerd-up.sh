@@ -19,9 +19,16 @@ fi
 exec_root=$(mktemp -d /tmp/dx.XXXXXX)
 echo "$exec_root" > "$dir/exec-root"
 mkdir -p "$dir/data"
+# The runtime runs for every container start and every `docker exec`: start the wrapper with the
+# system python directly, isolated (-I -S: no site packages). Through a version-manager shim
+# (pyenv's `python3` first on PATH) each start took ~2 s here instead of ~0.05 s.
+py=/usr/bin/python3
+[ -x "$py" ] || py=$(command -v python3) || { echo "dockerd-up.sh: python3 not found (runc-caps.py needs it)" >&2; exit 1; }
+printf '#!/bin/sh\nexec %s -I -S %s "$@"\n' "$py" "$here/runc-caps.py" > "$dir/runc-caps"
+chmod 755 "$dir/runc-caps"
 cat > "$dir/daemon.json" <<JSON
 {
-  "runtimes": { "runc-caps": { "path": "$here/runc-caps.py" } },
+  "runtimes": { "runc-caps": { "path": "$dir/runc-caps" } },
   "default-runtime": "runc-caps"
 }
 JSON

@@ -10,22 +10,57 @@ import { ImgtoolError, InvalidArgumentError } from '../errors';
  */
 export const DEFAULT_EXEC_TEMPLATE = 'docker exec --privileged -i {node}';
 
-/** A command run in a node failed (or could not be started). Names the node. */
+/** Bytes of each stream quoted in a failure (the tail), and lines of each at most. */
+const QUOTE_BYTES = 2048;
+const QUOTE_LINES = 10;
+
+/** The last lines of a command's output, bounded, control characters escaped (`\x1b`). */
+function tailLines(text: string): string[] {
+  let t = text;
+  if (Buffer.byteLength(t) > QUOTE_BYTES) {
+    const buf = Buffer.from(t);
+    t = buf.subarray(buf.length - QUOTE_BYTES).toString('utf8');
+    // The first line is cut: drop it unless it is all there is.
+    const nl = t.search(/[\r\n]/);
+    if (nl >= 0) t = t.slice(nl + 1);
+  }
+  const lines = t
+    .split(/\r?\n|\r/)
+    .map((l) => l.trim().replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))
+    .filter(Boolean);
+  return lines.slice(-QUOTE_LINES);
+}
+
+/**
+ * What a failed command printed, for one error line: the last line of stderr — or of stdout when
+ * stderr is empty (`docker exec` prints its own failures, e.g. `OCI runtime exec failed`, on
+ * stdout) — and the other lines of both streams (bounded) as details, `stderr: `/`stdout: ` first.
+ */
+export function quoteOutput(stderr: string, stdout = ''): { last: string; details: string[] } {
+  const err = tailLines(stderr);
+  const out = tailLines(stdout);
+  let last = '';
+  if (err.length) last = err.pop()!;
+  else if (out.length) last = out.pop()!;
+  return { last, details: [...err.map((l) => `stderr: ${l}`), ...out.map((l) => `stdout: ${l}`)] };
+}
+
+/** A command run in a node failed (or could not be started). Names the node; quotes both streams. */
 export class NodeCommandError extends ImgtoolError {
   readonly node: string;
   readonly exitCode: number | null;
   readonly stderr: string;
   /** What the command printed on stdout before failing (some ctr commands print a table and exit 1). */
-  stdout = '';
-  constructor(node: string, command: string, exitCode: number | null, stderr: string, cause?: unknown) {
-    const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-    const last = lines.length ? lines[lines.length - 1] : '';
+  readonly stdout: string;
+  constructor(node: string, command: string, exitCode: number | null, output: { stderr: string; stdout?: string }, cause?: unknown) {
+    const { last, details } = quoteOutput(output.stderr, output.stdout);
     const how = exitCode === null ? 'could not run' : `exit status ${exitCode}`;
-    super('PRECONDITION', `node ${JSON.stringify(node)}: \`${command}\` failed (${how})${last ? `: ${last}` : ''}`, lines.slice(-20, -1), { cause });
+    super('PRECONDITION', `node ${JSON.stringify(node)}: \`${command}\` failed (${how})${last ? `: ${last}` : ''}`, details, { cause });
     this.name = 'NodeCommandError';
     this.node = node;
     this.exitCode = exitCode;
-    this.stderr = stderr;
+    this.stderr = output.stderr;
+    this.stdout = output.stdout ?? '';
   }
 }
 
@@ -136,7 +171,7 @@ export function runArgv(node: string, argv: string[], label: string, opts: RunOp
     try {
       child = spawn(argv[0], argv.slice(1), { stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     } catch (e) {
-      reject(new NodeCommandError(node, label, null, (e as Error).message, e));
+      reject(new NodeCommandError(node, label, null, { stderr: (e as Error).message }, e));
       return;
     }
     const so: Buffer[] = [];
@@ -175,15 +210,13 @@ export function runArgv(node: string, argv: string[], label: string, opts: RunOp
       if (timer) clearTimeout(timer);
       const stdout = Buffer.concat(so).toString('utf8');
       const stderr = Buffer.concat(se).toString('utf8');
-      if (spawnError) return reject(new NodeCommandError(node, label, null, `${argv[0]}: ${spawnError.message}`, spawnError));
-      if (overflow) return reject(new NodeCommandError(node, label, null, `output larger than ${maxOut} bytes`));
+      if (spawnError) return reject(new NodeCommandError(node, label, null, { stderr: `${argv[0]}: ${spawnError.message}` }, spawnError));
+      if (overflow) return reject(new NodeCommandError(node, label, null, { stderr: `output larger than ${maxOut} bytes` }));
       // We stopped it because its input failed: the input's error is the cause.
       if (killedForInput && exited.code === null) return reject(inputError);
       if (exited.code !== 0) {
         const why = exited.code === null ? `${stderr}\nkilled by ${exited.signal}` : stderr;
-        const err = new NodeCommandError(node, label, exited.code ?? -1, why, inputError);
-        err.stdout = stdout;
-        return reject(err);
+        return reject(new NodeCommandError(node, label, exited.code ?? -1, { stderr: why, stdout }, inputError));
       }
       if (inputError) return reject(inputError);
       resolve({ stdout, stderr, inputBytes });

@@ -300,7 +300,12 @@ async function loadNode(ctx: NodeContext, node: string): Promise<KindNodeResult>
 
     // Every image complete, or a full archive for the ones that are not.
     const names = ctx.wanted.map((w) => w.name);
-    let bad = incompleteOn(ctx, await ctr.checkImages(names), await ctr.listContent());
+    // Both queries at once: each is a round trip into the node (`docker exec`).
+    const judge = async () => {
+      const [checks, content] = await Promise.all([ctr.checkImages(names), ctr.listContent()]);
+      return incompleteOn(ctx, checks, content);
+    };
+    let bad = await judge();
     if (bad.length && !full) {
       const reason = bad.map((b) => b.why).join('; ');
       res.fallback = res.fallback ? `${res.fallback}; then ${reason}` : `${reason}; sent a full archive`;
@@ -308,7 +313,7 @@ async function loadNode(ctx: NodeContext, node: string): Promise<KindNodeResult>
       const again = bad.map((b) => b.w);
       await send(again, new Set());
       for (const w of again) action.set(w.name, { name: w.name, digest: w.digest, action: 'imported' });
-      bad = incompleteOn(ctx, await ctr.checkImages(names), await ctr.listContent());
+      bad = await judge();
     }
     if (bad.length) {
       throw new ImgtoolError(

@@ -1,5 +1,5 @@
 import { NotFoundError, InvalidArgumentError, ImgtoolError } from '../errors';
-import { runArgv, splitCommandLine, DEFAULT_EXEC_TEMPLATE, NodeCommandError, formatCommand } from './exec';
+import { runArgv, splitCommandLine, DEFAULT_EXEC_TEMPLATE, NodeCommandError, formatCommand, quoteOutput } from './exec';
 
 /** The label KIND puts on every node container of a cluster. */
 export const KIND_CLUSTER_LABEL = 'io.x-k8s.kind.cluster';
@@ -34,11 +34,12 @@ export async function discoverNodes(cluster: string, opts: { engine?: string } =
     r = await runArgv('(host)', argv, formatCommand(argv));
   } catch (e) {
     if (!(e instanceof NodeCommandError)) throw e;
-    const lines = e.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+    const { last, details } = quoteOutput(e.stderr, e.stdout);
     const why = e.exitCode === null ? `${engine} could not be run` : `exit status ${e.exitCode}`;
     throw new ImgtoolError(
       'PRECONDITION',
-      `cannot list the nodes of KIND cluster ${JSON.stringify(cluster)}: \`${formatCommand(argv)}\` failed (${why})${lines.length ? `: ${lines[lines.length - 1]}` : ''}; use --nodes to name them`,
+      `cannot list the nodes of KIND cluster ${JSON.stringify(cluster)}: \`${formatCommand(argv)}\` failed (${why})${last ? `: ${last}` : ''}; use --nodes to name them`,
+      details,
     );
   }
   const nodes = parseNodeList(r.stdout);

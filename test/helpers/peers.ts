@@ -27,6 +27,8 @@
  * `dockerPathDir(dir)` makes a directory whose `docker` is that CLI, to put first on PATH for
  * programs that run `docker` themselves (imgtool kind). `podmanEnv(dir)` writes an isolated
  * podman/buildah configuration and returns the environment that selects it; `podman(env, args)`.
+ * Peer `kind-node`: dockerd plus the host binaries a KIND-like node image is built from
+ * (containerd, its shim, ctr, runc, busybox-static; see test/interop/kind-node-fixtures.ts).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,7 +37,7 @@ import * as path from 'node:path';
 
 export const PEER_SCRIPTS = path.resolve(__dirname, '..', '..', 'scripts', 'peers');
 
-export type PeerName = 'skopeo' | 'umoci' | 'ctr' | 'containerd' | 'docker-registry' | 'zstd' | 'docker' | 'podman' | 'buildah';
+export type PeerName = 'skopeo' | 'umoci' | 'ctr' | 'containerd' | 'docker-registry' | 'zstd' | 'docker' | 'podman' | 'buildah' | 'kind-node';
 
 /** Binaries each peer needs (containerd is useless without ctr to drive it). */
 const PEER_BINARIES: Record<PeerName, string[]> = {
@@ -48,6 +50,8 @@ const PEER_BINARIES: Record<PeerName, string[]> = {
   docker: ['dockerd'],
   podman: ['podman'],
   buildah: ['buildah'],
+  // A KIND-like node container built from host files (scripts/peers/kind-node-image.sh).
+  'kind-node': ['dockerd', 'containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'busybox'],
 };
 
 const found = new Map<string, string | null>();
@@ -80,8 +84,8 @@ export function peerMissing(name: PeerName): string | null {
   if (!bins) return `unknown peer '${name}'`;
   const missing = bins.filter((b) => !whichBinary(b));
   if (missing.length) return `${missing.join(', ')} not found on PATH`;
-  if (name === 'docker' && !dockerCli()) return 'no docker CLI (Debian docker.io installs /usr/bin/docker)';
-  if ((name === 'containerd' || name === 'docker' || name === 'podman' || name === 'buildah') && !isRoot()) {
+  if ((name === 'docker' || name === 'kind-node') && !dockerCli()) return 'no docker CLI (Debian docker.io installs /usr/bin/docker)';
+  if ((name === 'containerd' || name === 'docker' || name === 'podman' || name === 'buildah' || name === 'kind-node') && !isRoot()) {
     return `${name} needs root here (running as uid ${process.getuid?.()})`;
   }
   return null;

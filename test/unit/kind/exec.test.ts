@@ -1,6 +1,9 @@
 import { Writable } from 'node:stream';
 import { splitCommandLine, nodeCommand, runInNode, NodeCommandError, formatCommand } from '../../../src/kind/exec';
-import { discoveryEngine, parseNodeList } from '../../../src/kind/nodes';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { discoveryEngine, parseNodeList, discoverNodes } from '../../../src/kind/nodes';
 
 describe('exec templates', () => {
   it('splits like a shell (quotes, escapes)', () => {
@@ -27,6 +30,18 @@ describe('exec templates', () => {
     expect(discoveryEngine('env CONTAINERD_ADDRESS=/x')).toBe('docker');
     expect(parseNodeList('kind-worker\nkind-control-plane\n\nkind-worker\n')).toEqual(['kind-control-plane', 'kind-worker']);
   });
+
+  it('a discovery engine that fails on stdout only is quoted from stdout', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgtool-disc-'));
+    try {
+      const engine = path.join(dir, 'docker');
+      fs.writeFileSync(engine, '#!/bin/sh\necho "permission denied while trying to connect to the Docker daemon socket"\nexit 1\n', { mode: 0o755 });
+      const e = await discoverNodes('kind', { engine }).catch((x) => x);
+      expect(e.message).toMatch(/^cannot list the nodes of KIND cluster "kind": `.*docker ps .*` failed \(exit status 1\): permission denied while trying to connect to the Docker daemon socket; use --nodes to name them$/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('runInNode', () => {
@@ -41,6 +56,35 @@ describe('runInNode', () => {
     expect(e.message).toMatch(/^node "node-7": `sh -c .*` failed \(exit status 3\): ctr: boom$/);
     expect(e.node).toBe('node-7');
     expect(e.exitCode).toBe(3);
+  });
+
+  it('a command that reports its failure on stdout only (docker exec, exit 126) is quoted from stdout', async () => {
+    // docker exec prints runtime failures on stdout, stderr empty: the message must not be a bare exit status.
+    const e = await runInNode('env', 'kind-worker', ['sh', '-c', 'echo "OCI runtime exec failed: exec failed: unable to start container process: operation not permitted: unknown"; exit 126']).catch((x) => x);
+    expect(e).toBeInstanceOf(NodeCommandError);
+    expect(e.message).toBe('node "kind-worker": `sh -c \'echo "OCI runtime exec failed: exec failed: unable to start container process: operation not permitted: unknown"; exit 126\'` failed (exit status 126): OCI runtime exec failed: exec failed: unable to start container process: operation not permitted: unknown');
+    expect(e.exitCode).toBe(126);
+    expect(e.stdout).toContain('OCI runtime exec failed');
+  });
+
+  it('quotes both streams: the last stderr line in the message, earlier stderr and stdout lines in details', async () => {
+    const e = await runInNode('env', 'n5', ['sh', '-c', 'echo "out one"; echo "err one" >&2; echo "out two"; echo "err two" >&2; exit 2']).catch((x) => x);
+    expect(e).toBeInstanceOf(NodeCommandError);
+    expect(e.message).toMatch(/failed \(exit status 2\): err two$/);
+    expect(e.details).toEqual(['stderr: err one', 'stdout: out one', 'stdout: out two']);
+  });
+
+  it('quoted output is bounded (last 2 KiB, last lines) and control characters are escaped', async () => {
+    const script = 'i=0; while [ $i -lt 5000 ]; do echo "noise line $i"; i=$((i+1)); done; printf "bad \\033[31mred\\033[0m end\\n"; exit 1';
+    const e = await runInNode('env', 'n6', ['sh', '-c', script]).catch((x) => x);
+    expect(e).toBeInstanceOf(NodeCommandError);
+    expect(e.message).toMatch(/failed \(exit status 1\): bad \\x1b\[31mred\\x1b\[0m end$/);
+    const quoted = [e.message, ...e.details].join('\n');
+    expect(Buffer.byteLength(quoted)).toBeLessThan(3 * 1024);
+    expect(quoted).not.toContain('noise line 0\n');
+    expect(quoted).toContain('noise line 4999');
+    expect(e.details.length).toBeLessThanOrEqual(20);
+    expect(quoted).not.toMatch(/\x1b/);
   });
 
   it('fails naming the node when the template command does not exist', async () => {
