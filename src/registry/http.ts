@@ -49,6 +49,8 @@ export interface HttpRequest {
   what: string;
   /** Do not follow redirects (the caller wants the Location, e.g. upload sessions). */
   noRedirect?: boolean;
+  /** Attempts after the first for this request (default: the transport's). 0 for an upload chunk: its caller resumes. */
+  retries?: number;
 }
 
 export interface HttpResponse {
@@ -68,6 +70,11 @@ const MAX_RETRY_AFTER_MS = 10_000;
 export function isRetryableNetworkError(e: unknown): boolean {
   const code = e instanceof NetworkError ? e.netCode : (e as NodeJS.ErrnoException)?.code;
   return !!code && RETRYABLE_CODES.has(code);
+}
+
+/** Was this failure a cut connection (worth resuming a transfer)? */
+export function isCutConnection(e: unknown): boolean {
+  return isRetryableNetworkError(e) || /aborted|premature close|socket hang up/i.test((e as Error)?.message ?? '');
 }
 
 /** TLS-level failure (plain HTTP server, bad certificate): not retried. */
@@ -120,7 +127,7 @@ export class Transport {
   /** One tunnelling agent per proxy (sockets pooled per registry host inside it). */
   private readonly tunnels = new Map<string, TunnelAgent>();
   readonly retries: number;
-  private readonly backoffMs: number;
+  readonly backoffMs: number;
 
   constructor(readonly opts: TransportOptions = {}) {
     const extra = [...(opts.ca ?? [])];
@@ -159,6 +166,7 @@ export class Transport {
 
   /** One request with redirects and retries. The caller consumes (or discards) `body`. */
   async send(req: HttpRequest): Promise<HttpResponse> {
+    const retries = req.retries ?? this.retries;
     for (let attempt = 0; ; attempt++) {
       const c = cancelledError(req.what);
       if (c) throw c;
@@ -166,13 +174,13 @@ export class Transport {
       try {
         res = await this.follow(req);
       } catch (e) {
-        if (attempt < this.retries && isRetryableNetworkError(e)) {
+        if (attempt < retries && isRetryableNetworkError(e)) {
           await sleep(this.backoffMs * 2 ** attempt);
           continue;
         }
         throw e;
       }
-      if ((res.status >= 500 || res.status === 429) && attempt < this.retries) {
+      if ((res.status >= 500 || res.status === 429) && attempt < retries) {
         discard(res.body);
         await sleep(retryDelay(res.headers['retry-after'], this.backoffMs * 2 ** attempt));
         continue;
