@@ -134,8 +134,12 @@ export class Lease implements ResourceHolder {
 
   attach(kind: ResourceKind, ref: string): void {
     this.meta.write(() => {
-      const exists = this.meta.db.prepare('SELECT 1 FROM leases WHERE id = ?').get(this.id);
-      if (!exists) throw new NotFoundError(`lease ${JSON.stringify(this.id)} no longer exists (removed, expired and pruned, or its process lease was cleared)`);
+      const row = this.meta.db.prepare('SELECT expires_at FROM leases WHERE id = ?').get(this.id) as { expires_at: number | null } | undefined;
+      if (!row) throw new NotFoundError(`lease ${JSON.stringify(this.id)} no longer exists (removed, expired and pruned, or its process lease was cleared)`);
+      // A user lease that expired while a command ran is dead to prune: what it took now would not be held.
+      if (row.expires_at !== null && row.expires_at <= Date.now()) {
+        throw new LeaseExpiredError(this.id, `it expired at ${new Date(row.expires_at).toISOString()}`);
+      }
       this.meta.db.prepare('INSERT OR IGNORE INTO lease_resources (lease_id, kind, ref) VALUES (?, ?, ?)').run(this.id, kind, ref);
     });
   }

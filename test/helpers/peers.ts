@@ -20,6 +20,13 @@
  * `scripts/peers/containerd-up.sh`) and returns the socket path; `stopContainerd(dir)` stops it.
  * `startRegistry(dir, port)` / `stopRegistry(dir)` do the same for a distribution registry.
  * `ctr(socket, args)` runs `ctr -a SOCKET -n k8s.io ARGS…` and returns its output.
+ *
+ * docker and podman (Debian's docker.io 20.10 and podman 4.3, see scripts/peers/):
+ * `startDockerd(dir)` starts an isolated dockerd and returns its DOCKER_HOST; `docker(host, args)`
+ * runs Debian's /usr/bin/docker against it (another docker CLI may come first on PATH);
+ * `dockerPathDir(dir)` makes a directory whose `docker` is that CLI, to put first on PATH for
+ * programs that run `docker` themselves (imgtool kind). `podmanEnv(dir)` writes an isolated
+ * podman/buildah configuration and returns the environment that selects it; `podman(env, args)`.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -28,7 +35,7 @@ import * as path from 'node:path';
 
 export const PEER_SCRIPTS = path.resolve(__dirname, '..', '..', 'scripts', 'peers');
 
-export type PeerName = 'skopeo' | 'umoci' | 'ctr' | 'containerd' | 'docker-registry' | 'zstd';
+export type PeerName = 'skopeo' | 'umoci' | 'ctr' | 'containerd' | 'docker-registry' | 'zstd' | 'docker' | 'podman' | 'buildah';
 
 /** Binaries each peer needs (containerd is useless without ctr to drive it). */
 const PEER_BINARIES: Record<PeerName, string[]> = {
@@ -38,6 +45,9 @@ const PEER_BINARIES: Record<PeerName, string[]> = {
   containerd: ['containerd', 'ctr'],
   'docker-registry': ['docker-registry', 'curl'],
   zstd: ['zstd'],
+  docker: ['dockerd'],
+  podman: ['podman'],
+  buildah: ['buildah'],
 };
 
 const found = new Map<string, string | null>();
@@ -70,7 +80,10 @@ export function peerMissing(name: PeerName): string | null {
   if (!bins) return `unknown peer '${name}'`;
   const missing = bins.filter((b) => !whichBinary(b));
   if (missing.length) return `${missing.join(', ')} not found on PATH`;
-  if (name === 'containerd' && !isRoot()) return 'containerd needs root (running as uid ' + process.getuid?.() + ')';
+  if (name === 'docker' && !dockerCli()) return 'no docker CLI (Debian docker.io installs /usr/bin/docker)';
+  if ((name === 'containerd' || name === 'docker' || name === 'podman' || name === 'buildah') && !isRoot()) {
+    return `${name} needs root here (running as uid ${process.getuid?.()})`;
+  }
   return null;
 }
 
@@ -187,4 +200,83 @@ export function ctr(socket: string, args: string[], opts: { namespace?: string; 
 /** Synchronous `ctr` for quick checks; throws on failure. */
 export function ctrSync(socket: string, args: string[], namespace = 'k8s.io'): string {
   return execFileSync('ctr', ['-a', socket, '-n', namespace, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+
+/** Debian's docker CLI (20.10, matching its dockerd), else whatever `docker` is on PATH. */
+export function dockerCli(): string | null {
+  try {
+    fs.accessSync('/usr/bin/docker', fs.constants.X_OK);
+    return '/usr/bin/docker';
+  } catch {
+    return whichBinary('docker');
+  }
+}
+
+/**
+ * Start an isolated dockerd with data, socket and logs under `dir` (scripts/peers/dockerd-up.sh).
+ * Returns its DOCKER_HOST (`unix://DIR/docker.sock`). Stop it with `stopDockerd(dir)`.
+ */
+export async function startDockerd(dir: string): Promise<string> {
+  const abs = path.resolve(dir);
+  if (Buffer.byteLength(path.join(abs, 'docker.sock')) > 100) {
+    throw new Error(`startDockerd: directory path too long for a unix socket: ${abs}`);
+  }
+  return runScript('dockerd-up.sh', [abs], 60000);
+}
+
+/** Stop the dockerd started by `startDockerd(dir)`: its containers, mounts and process. */
+export async function stopDockerd(dir: string): Promise<void> {
+  await runScript('dockerd-down.sh', [path.resolve(dir)], 60000);
+}
+
+function runPeer(bin: string, args: string[], env: NodeJS.ProcessEnv, input?: Buffer | string, timeoutMs = 300000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(bin, args, { env, maxBuffer: 256 << 20, timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(bin)} ${args.join(' ')} failed: ${err.message}\n${stdout}\n${stderr}`));
+      else resolve(stdout);
+    });
+    if (input !== undefined) child.stdin!.end(input);
+    else child.stdin!.end();
+  });
+}
+
+/** Run Debian's docker CLI against the daemon at `host` (a DOCKER_HOST); resolves stdout. */
+export function docker(host: string, args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<string> {
+  const cli = dockerCli();
+  if (!cli) return Promise.reject(new Error('no docker CLI'));
+  return runPeer(cli, args, { ...process.env, DOCKER_HOST: host }, opts.input, opts.timeoutMs);
+}
+
+/** A directory under `dir` whose only entry `docker` is Debian's CLI; put it first on PATH. */
+export function dockerPathDir(dir: string): string {
+  const bin = path.join(path.resolve(dir), 'docker-bin');
+  fs.mkdirSync(bin, { recursive: true });
+  const link = path.join(bin, 'docker');
+  fs.rmSync(link, { force: true });
+  fs.symlinkSync(dockerCli() ?? 'docker', link);
+  return bin;
+}
+
+/**
+ * Configure an isolated podman/buildah store under `dir` (scripts/peers/podman-env.sh) and return
+ * the environment (process.env plus CONTAINERS_STORAGE_CONF, CONTAINERS_CONF, TMPDIR) that selects it.
+ */
+export async function podmanEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+  const out = await runScript('podman-env.sh', [path.resolve(dir)]);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const line of out.split('\n')) {
+    const m = /^export ([A-Z_]+)='(.*)'$/.exec(line.trim());
+    if (m) env[m[1]] = m[2];
+  }
+  return env;
+}
+
+/** Run podman with the environment from `podmanEnv`; resolves stdout. */
+export function podman(env: NodeJS.ProcessEnv, args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<string> {
+  return runPeer('podman', args, env, opts.input, opts.timeoutMs);
+}
+
+/** Run buildah with the environment from `podmanEnv`; resolves stdout. */
+export function buildah(env: NodeJS.ProcessEnv, args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<string> {
+  return runPeer('buildah', args, env, opts.input, opts.timeoutMs);
 }

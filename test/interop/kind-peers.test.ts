@@ -5,7 +5,11 @@ import { ctr, requirePeer, startContainerd, stopContainerd, peerMissing } from '
 
 describe('peer helpers', () => {
   it('requirePeer reports an absent binary (throws under CI, warns otherwise)', () => {
-    const saved = { PATH: process.env.PATH, CI: process.env.CI };
+    // This test checks the helper itself: its own deliberate skip is recorded in a file of its own,
+    // not in the run's log (where it would count this passing test as skipped for a missing peer).
+    const saved = { PATH: process.env.PATH, CI: process.env.CI, LOG: process.env.IMGTOOL_PEER_SKIPS };
+    const logDir = tmpDir('imgtool-skiplog-');
+    process.env.IMGTOOL_PEER_SKIPS = path.join(logDir, 'skips.jsonl');
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => {});
     try {
       process.env.PATH = '/nonexistent-imgtool-path';
@@ -16,8 +20,12 @@ describe('peer helpers', () => {
       process.env.CI = 'false';
       expect(requirePeer('skopeo')).toBe(false);
       expect(warn).toHaveBeenCalledWith(expect.stringContaining('SKIP'));
+      const rec = JSON.parse(fs.readFileSync(process.env.IMGTOOL_PEER_SKIPS, 'utf8').trim());
+      expect(rec).toMatchObject({ test: expect.stringContaining('requirePeer reports an absent binary'), why: expect.stringContaining('skopeo') });
     } finally {
       process.env.PATH = saved.PATH;
+      if (saved.LOG === undefined) delete process.env.IMGTOOL_PEER_SKIPS; else process.env.IMGTOOL_PEER_SKIPS = saved.LOG;
+      rmrf(logDir);
       if (saved.CI === undefined) delete process.env.CI; else process.env.CI = saved.CI;
       warn.mockRestore();
     }
