@@ -17,7 +17,7 @@ import * as https from 'node:https';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import { Readable } from 'node:stream';
-import { InvalidArgumentError, RegistryError } from '../errors';
+import { ImgtoolError, InvalidArgumentError, RegistryError } from '../errors';
 import { cancelledError } from '../cancel';
 import { ProxyConfig, ProxyRefusedError, TunnelAgent, proxyAuthorization, proxyConfig, proxyFor, proxyLabel } from './proxy';
 
@@ -279,7 +279,8 @@ export class NetworkError extends RegistryError {
 }
 
 function wrapNetworkError(e: Error, url: URL, what: string): Error {
-  if (e instanceof RegistryError || e.name === 'CancelledError') return e;
+  // imgtool's own errors (a store blob that fails its digest while streamed as a body) stay as they are.
+  if (e instanceof ImgtoolError || e.name === 'CancelledError') return e;
   const code = (e as NodeJS.ErrnoException).code;
   return new NetworkError(`${what}: ${url.origin}: ${code ? `${code}: ` : ''}${e.message.replace(/https?:\/\/\S+/g, '<url>')}`, code, e.message);
 }

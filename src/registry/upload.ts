@@ -132,8 +132,11 @@ export async function uploadBlob(ctx: UploadContext, b: UploadBlob, location: st
         if (res.status !== 202) await client.fail(res, `${what}: uploading bytes ${from}-${end - 1}`);
         discard(res.body);
         if (res.headers.location) s.location = res.headers.location;
+        // The registry says what it holds; a registry that keeps less than it was sent is
+        // followed (from there), one that makes no progress at all is an error, not a loop.
         const got = nextOffset(res.headers.range);
-        s.offset = got !== undefined && got <= end ? got : end;
+        if (got !== undefined && got > 0 && got <= from) throw new RegistryError(`${what}: the registry accepted bytes ${from}-${end - 1} but holds only ${got}`);
+        s.offset = got !== undefined && got > from && got < end ? got : end;
       }
       if (!session) continue; // restarted
       if (s.offset === b.size) {
