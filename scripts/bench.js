@@ -321,7 +321,7 @@ function main() {
       row('delta', bench('imgtool load of the delta (receiver)', `${BIN} load --no-unpack -q -i ${q(out)} >/dev/null`, { runs: 1, env: { IMGTOOL_ROOT: recv } }));
     }
     // pull/push against the local registry (issue 13): scripts/bench/registry.js.
-    if (want('pull') || want('push')) require('./bench/registry').run({ o, REPO, BIN, info, NAME, OCI_DIR, OCI_TAR, work, R, row, ratio, bench, measure, have, sh, q, ratios, want });
+    if (want('pull') || want('push')) require('./bench/registry').run({ REPO, BIN, info, NAME, OCI_DIR, OCI_TAR, work, R, row, ratio, bench, have, sh, q });
   } finally {
     if (ctrSock) spawnSync('bash', [path.join(REPO, 'scripts', 'peers', 'containerd-down.sh'), ctrDir]);
     fs.rmSync(work, { recursive: true, force: true });
