@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * npm run bench [-- --size-mib N] [--runs R] [--cache DIR] [--only startup,save,load,unpack,convert,kind,delta]
+ * npm run bench [-- --size-mib N] [--runs R] [--cache DIR] [--only startup,save,load,unpack,convert,kind,delta,pull,push]
  *                 [--startup-runs N] [--startup-images 1000,10000]
  *
  * Side-by-side, in one run, medians of R runs (default 3): wall time, CPU time and peak RSS of
@@ -320,6 +320,8 @@ function main() {
       ratio('full save / delta save (speed-up)', full, dl);
       row('delta', bench('imgtool load of the delta (receiver)', `${BIN} load --no-unpack -q -i ${q(out)} >/dev/null`, { runs: 1, env: { IMGTOOL_ROOT: recv } }));
     }
+    // pull/push against the local registry (issue 13): scripts/bench/registry.js.
+    if (want('pull') || want('push')) require('./bench/registry').run({ REPO, BIN, info, NAME, OCI_DIR, OCI_TAR, work, R, row, ratio, bench, have, sh, q });
   } finally {
     if (ctrSock) spawnSync('bash', [path.join(REPO, 'scripts', 'peers', 'containerd-down.sh'), ctrDir]);
     fs.rmSync(work, { recursive: true, force: true });

@@ -137,13 +137,18 @@ export class ContentStore {
     }
   }
 
-  /** Open a blob for reading. With `verify`, the stream errors at its end if the bytes do not hash to the digest. */
-  openRead(digest: Digest, opts: { verify?: boolean; what?: string } = {}): Readable {
+  /**
+   * Open a blob for reading. With `verify`, the stream errors at its end if the bytes do not hash
+   * to the digest. `start`/`end` (inclusive) read a range, unverified (a resumed upload: the
+   * caller hashes across ranges).
+   */
+  openRead(digest: Digest, opts: { verify?: boolean; what?: string; start?: number; end?: number } = {}): Readable {
     const info = this.info(digest);
     if (!info) throw new NotFoundError(`${opts.what ? opts.what + ': ' : ''}content ${digest} not found in the store`);
+    const ranged = opts.start !== undefined || opts.end !== undefined;
     // An interrupted command (src/cancel) fails its reads with a CancelledError.
-    const rs = cancellable(fs.createReadStream(this.blobPath(digest), { highWaterMark: 1024 * 1024 }), opts.what ?? `content ${digest}`);
-    if (!opts.verify) return rs;
+    const rs = cancellable(fs.createReadStream(this.blobPath(digest), { highWaterMark: 1024 * 1024, start: opts.start, end: opts.end }), opts.what ?? `content ${digest}`);
+    if (!opts.verify || ranged) return rs;
     const check = new VerifyStream(digest, info.size, opts.what);
     rs.on('error', (e) => check.destroy(e));
     return rs.pipe(check);

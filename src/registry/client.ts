@@ -36,6 +36,8 @@ export interface RegistryRequest {
   body?: Buffer | (() => Readable);
   what: string;
   noRedirect?: boolean;
+  /** Transport retries for this request (0: the caller resumes, e.g. an upload chunk). */
+  retries?: number;
 }
 
 /**
@@ -88,6 +90,11 @@ export class RegistryClient {
 
   close(): void {
     this.transport.close();
+  }
+
+  /** Base backoff of the transport (ms), for callers that resume transfers themselves. */
+  get backoffMs(): number {
+    return this.transport.backoffMs;
   }
 
   get insecure(): boolean {
@@ -214,7 +221,7 @@ export class RegistryClient {
       }
       let res: HttpResponse;
       try {
-        res = await this.transport.send({ method: req.method, url, headers, body: req.body, what: req.what, noRedirect: req.noRedirect });
+        res = await this.transport.send({ method: req.method, url, headers, body: req.body, what: req.what, noRedirect: req.noRedirect, retries: req.retries });
       } catch (e) {
         // Fall back to HTTP only when the server does not speak TLS at all; a certificate
         // that does not verify is an error, never a reason to drop TLS.

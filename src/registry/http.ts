@@ -17,8 +17,9 @@ import * as https from 'node:https';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import { Readable } from 'node:stream';
-import { InvalidArgumentError, RegistryError } from '../errors';
+import { ImgtoolError, InvalidArgumentError, RegistryError } from '../errors';
 import { cancelledError } from '../cancel';
+import { ProxyConfig, ProxyRefusedError, TunnelAgent, proxyAuthorization, proxyConfig, proxyFor, proxyLabel } from './proxy';
 
 export interface TransportOptions {
   /** Unverified TLS (and plain HTTP, decided by the client). */
@@ -34,6 +35,8 @@ export interface TransportOptions {
   retries?: number;
   /** Base backoff in ms (doubles each attempt). */
   backoffMs?: number;
+  /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read (default process.env): see proxy.ts. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface HttpRequest {
@@ -46,6 +49,8 @@ export interface HttpRequest {
   what: string;
   /** Do not follow redirects (the caller wants the Location, e.g. upload sessions). */
   noRedirect?: boolean;
+  /** Attempts after the first for this request (default: the transport's). 0 for an upload chunk: its caller resumes. */
+  retries?: number;
 }
 
 export interface HttpResponse {
@@ -65,6 +70,11 @@ const MAX_RETRY_AFTER_MS = 10_000;
 export function isRetryableNetworkError(e: unknown): boolean {
   const code = e instanceof NetworkError ? e.netCode : (e as NodeJS.ErrnoException)?.code;
   return !!code && RETRYABLE_CODES.has(code);
+}
+
+/** Was this failure a cut connection (worth resuming a transfer)? */
+export function isCutConnection(e: unknown): boolean {
+  return isRetryableNetworkError(e) || /aborted|premature close|socket hang up/i.test((e as Error)?.message ?? '');
 }
 
 /** TLS-level failure (plain HTTP server, bad certificate): not retried. */
@@ -112,8 +122,12 @@ export async function readBody(res: http.IncomingMessage, cap: number, what: str
 export class Transport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   private readonly httpsAgent: https.Agent;
+  private readonly agentOpts: https.AgentOptions;
+  private readonly proxies: ProxyConfig;
+  /** One tunnelling agent per proxy (sockets pooled per registry host inside it). */
+  private readonly tunnels = new Map<string, TunnelAgent>();
   readonly retries: number;
-  private readonly backoffMs: number;
+  readonly backoffMs: number;
 
   constructor(readonly opts: TransportOptions = {}) {
     const extra = [...(opts.ca ?? [])];
@@ -124,11 +138,13 @@ export class Transport {
         throw new InvalidArgumentError(`--ca-file ${opts.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
     }
-    this.httpsAgent = new https.Agent({
+    this.agentOpts = {
       keepAlive: true, maxSockets: 16, rejectUnauthorized: !opts.insecure,
       ...(extra.length ? { ca: [...tls.rootCertificates, ...extra] } : {}),
       ...(opts.cert && opts.key ? { cert: opts.cert, key: opts.key } : {}),
-    });
+    };
+    this.httpsAgent = new https.Agent(this.agentOpts);
+    this.proxies = proxyConfig(opts.env ?? process.env);
     this.retries = opts.retries ?? 3;
     this.backoffMs = opts.backoffMs ?? 200;
   }
@@ -136,10 +152,21 @@ export class Transport {
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    for (const a of this.tunnels.values()) a.destroy();
+  }
+
+  private tunnelAgent(proxy: URL): TunnelAgent {
+    let a = this.tunnels.get(proxy.href);
+    if (!a) {
+      const { ca, rejectUnauthorized } = this.agentOpts;
+      this.tunnels.set(proxy.href, (a = new TunnelAgent(proxy, this.agentOpts, { ca, rejectUnauthorized })));
+    }
+    return a;
   }
 
   /** One request with redirects and retries. The caller consumes (or discards) `body`. */
   async send(req: HttpRequest): Promise<HttpResponse> {
+    const retries = req.retries ?? this.retries;
     for (let attempt = 0; ; attempt++) {
       const c = cancelledError(req.what);
       if (c) throw c;
@@ -147,13 +174,13 @@ export class Transport {
       try {
         res = await this.follow(req);
       } catch (e) {
-        if (attempt < this.retries && isRetryableNetworkError(e)) {
+        if (attempt < retries && isRetryableNetworkError(e)) {
           await sleep(this.backoffMs * 2 ** attempt);
           continue;
         }
         throw e;
       }
-      if ((res.status >= 500 || res.status === 429) && attempt < this.retries) {
+      if ((res.status >= 500 || res.status === 429) && attempt < retries) {
         discard(res.body);
         await sleep(retryDelay(res.headers['retry-after'], this.backoffMs * 2 ** attempt));
         continue;
@@ -197,17 +224,32 @@ export class Transport {
 
   private once(method: string, url: URL, headers: Record<string, string>, body: HttpRequest['body'], what: string): Promise<Omit<HttpResponse, 'url'>> {
     return new Promise((resolve, reject) => {
-      const mod = url.protocol === 'https:' ? https : http;
-      const agent = url.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
       const h: Record<string, string> = { 'User-Agent': 'imgtool/0.1', ...headers };
       const src = typeof body === 'function' ? body() : body;
       if (Buffer.isBuffer(src)) h['Content-Length'] = String(src.length);
-      const r = mod.request(url, { method, headers: h, agent }, (res) => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
-      });
+      const onRes = (res: http.IncomingMessage) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+      const proxy = proxyFor(url, this.proxies);
+      let r: http.ClientRequest;
+      if (!proxy) {
+        r = url.protocol === 'https:' ? https.request(url, { method, headers: h, agent: this.httpsAgent }, onRes) : http.request(url, { method, headers: h, agent: this.httpAgent }, onRes);
+      } else if (url.protocol === 'https:') {
+        // TLS with the registry inside a CONNECT tunnel: the proxy sees only the target host:port.
+        r = https.request(url, { method, headers: h, agent: this.tunnelAgent(proxy) }, onRes);
+      } else {
+        // Plain http: an absolute-URI request to the proxy.
+        const pa = proxyAuthorization(proxy);
+        const ph: Record<string, string> = { ...h, Host: url.host, ...(pa ? { 'Proxy-Authorization': pa } : {}) };
+        const opts = { host: proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(proxy.port || (proxy.protocol === 'https:' ? 443 : 80)), path: url.href, method, headers: ph };
+        const onProxyRes = (res: http.IncomingMessage) => {
+          if (res.statusCode !== 407) return onRes(res);
+          discard(res);
+          reject(new RegistryError(`${what}: proxy ${proxyLabel(proxy)} wants credentials (407); put user:password@ in the proxy URL`, { status: 401 }));
+        };
+        r = proxy.protocol === 'https:' ? https.request({ ...opts, agent: this.httpsAgent }, onProxyRes) : http.request({ ...opts, agent: this.httpAgent }, onProxyRes);
+      }
       r.on('error', (e) => {
         if (src && !Buffer.isBuffer(src)) src.destroy();
-        reject(wrapNetworkError(e, url, what));
+        reject(e instanceof ProxyRefusedError ? new RegistryError(`${what}: ${e.message}`, { status: e.status }) : wrapNetworkError(e, url, what));
       });
       if (!src) r.end();
       else if (Buffer.isBuffer(src)) r.end(src);
@@ -237,7 +279,8 @@ export class NetworkError extends RegistryError {
 }
 
 function wrapNetworkError(e: Error, url: URL, what: string): Error {
-  if (e instanceof RegistryError || e.name === 'CancelledError') return e;
+  // imgtool's own errors (a store blob that fails its digest while streamed as a body) stay as they are.
+  if (e instanceof ImgtoolError || e.name === 'CancelledError') return e;
   const code = (e as NodeJS.ErrnoException).code;
   return new NetworkError(`${what}: ${url.origin}: ${code ? `${code}: ` : ''}${e.message.replace(/https?:\/\/\S+/g, '<url>')}`, code, e.message);
 }

@@ -41,7 +41,7 @@ import { unpackOrUndo } from '../archive/load';
 import type { UnpackResult } from '../snapshots';
 import { RegistryClient, ClientOptions } from './client';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryDoc, parseRegistryDoc } from './docs';
-import { discard, isRetryableNetworkError, readBody } from './http';
+import { discard, isCutConnection, readBody } from './http';
 import { recordSources } from './sources';
 import { runPool } from './pool';
 import type { ImageOutline } from '../images/types';
@@ -319,11 +319,6 @@ async function fetchDoc(
   return { desc: { mediaType: doc.mediaType, digest, size: bytes.length }, doc };
 }
 
-/** Was this failure a cut connection (worth resuming)? */
-function isCut(e: unknown): boolean {
-  return isRetryableNetworkError(e) || /aborted|premature close|socket hang up/i.test((e as Error)?.message ?? '');
-}
-
 /** Copy a response body into the writer without ending it (a cut leaves the writer usable). */
 async function copyInto(body: NodeJS.ReadableStream & { destroy(): void }, w: ContentWriter): Promise<void> {
   const onError = new Promise<never>((_, reject) => w.once('error', reject));
@@ -371,7 +366,7 @@ async function fetchBlob(store: Store, client: RegistryClient, request: Requeste
         break;
       } catch (e) {
         res.body.destroy();
-        if (!isCut(e)) throw e;
+        if (!isCutConnection(e)) throw e;
         if (attempt >= BLOB_ATTEMPTS) throw new RegistryError(`${what}: the connection was cut ${attempt} times; giving up`);
       }
     }

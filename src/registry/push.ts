@@ -11,8 +11,8 @@
  * 3. Blobs (configs, layers), at most `jobs` at once: HEAD (skip what the registry has), else a
  *    cross-repository mount when `blob_sources` knows another repository of the same registry
  *    holding it (one token for `SRC:pull` + `DST:pull,push`; a 202 answer means "not mounted"
- *    and the upload goes on in the session it returned), else POST + a streamed monolithic PUT
- *    (exact Content-Length, the body re-read from the store, digest-verified while read).
+ *    and the upload goes on in the session it returned), else a new session; upload.ts: one
+ *    monolithic PUT up to the chunk size, else PATCH chunks that resume after a cut.
  * 4. Manifests after their blobs, nested indexes before their parent, each by digest; the tag
  *    last (skipped when it already points at the digest), so a failed push leaves it untouched.
  */
@@ -31,6 +31,7 @@ import { MAX_MANIFEST_SIZE } from './docs';
 import { discard } from './http';
 import { runPool } from './pool';
 import { recordSources, sourcesOf } from './sources';
+import { UPLOAD_CHUNK_SIZE, uploadBlob } from './upload';
 
 export type PushCompression = 'keep' | 'gzip' | 'zstd';
 export const PUSH_COMPRESSIONS: readonly PushCompression[] = ['keep', 'gzip', 'zstd'];
@@ -42,6 +43,11 @@ export interface PushOptions extends ClientOptions {
   jobs?: number;
   lease?: ResourceHolder;
   progress?: Progress;
+  /**
+   * Upload chunk size in bytes: a blob up to this size goes up in one monolithic PUT, a larger
+   * one in PATCH chunks of this size that resume after a cut (default UPLOAD_CHUNK_SIZE).
+   */
+  chunkSize?: number;
 }
 
 export interface PushResult {
@@ -66,6 +72,8 @@ export async function pushImage(store: Store, image: string, dest: string | unde
   if (!PUSH_COMPRESSIONS.includes(compression)) throw new InvalidArgumentError(`unknown compression ${JSON.stringify(compression)}: expected ${PUSH_COMPRESSIONS.join(', ')}`);
   const jobs = opts.jobs ?? 4;
   if (!Number.isInteger(jobs) || jobs < 1) throw new InvalidArgumentError(`--jobs must be a positive integer, got ${opts.jobs}`);
+  const chunkSize = opts.chunkSize ?? UPLOAD_CHUNK_SIZE;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new InvalidArgumentError(`chunk size must be a positive integer, got ${opts.chunkSize}`);
   const progress = opts.progress ?? silentProgress;
   const platforms = opts.platforms?.map((p) => normalizePlatform(typeof p === 'string' ? parsePlatform(p) : p));
   const rec = store.images.resolve(image);
@@ -104,7 +112,7 @@ export async function pushImage(store: Store, image: string, dest: string | unde
   try {
     // 3. Blobs.
     await runPool(blobs, jobs, async (b) => {
-      const r = await pushBlob(store, client, repo, b, progress);
+      const r = await pushBlob(store, client, repo, b, progress, chunkSize);
       stats[r]++;
       if (r === 'uploaded') stats.bytes += b.size;
     });
@@ -145,7 +153,7 @@ async function docBytes(store: Store, d: PlannedBlob): Promise<Buffer> {
   return d.data ?? store.content.readBuffer(d.digest, MAX_MANIFEST_SIZE);
 }
 
-async function pushBlob(store: Store, client: RegistryClient, repo: string, b: PlannedBlob, progress: Progress): Promise<'uploaded' | 'skipped' | 'mounted'> {
+async function pushBlob(store: Store, client: RegistryClient, repo: string, b: PlannedBlob, progress: Progress, chunkSize: number): Promise<'uploaded' | 'skipped' | 'mounted'> {
   const what = `push ${client.domain}/${repo}: blob ${b.digest}`;
   const scopes: Array<[string, string]> = [[repo, 'pull,push']];
   const head = await client.request({ method: 'HEAD', path: `/v2/${repo}/blobs/${b.digest}`, scopes, what });
@@ -168,34 +176,12 @@ async function pushBlob(store: Store, client: RegistryClient, repo: string, b: P
     }
     if (res.status !== 404 && res.status !== 403 && res.status !== 401) await client.fail(res, what);
   }
-  if (!location) {
-    const res = await client.request({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, scopes, headers: { 'Content-Length': '0' }, what, noRedirect: true });
-    discard(res.body);
-    if (res.status !== 202 || !res.headers.location) await client.fail(res, `${what}: starting the upload`);
-    location = res.headers.location!;
-  }
-  const url = new URL(location, `http://${client.host}`);
-  url.searchParams.set('digest', b.digest);
   const task = b.size >= 1024 * 1024 ? progress.task(`upload ${shortDigest(b.digest).slice(7)}`, b.size) : undefined;
-  const put = await client.request({
-    method: 'PUT', path: /^https?:\/\//.test(location) ? url.toString() : url.pathname + url.search, scopes, what,
-    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(b.size) },
-    body: () => {
-      let n = 0;
-      const s = store.content.openRead(b.digest, { verify: true, what });
-      s.on('data', (c: Buffer) => {
-        n += c.length;
-        client.bytesSent += c.length;
-        task?.update(n);
-      });
-      return s;
-    },
-  });
-  task?.finish();
-  if (put.status !== 201) await client.fail(put, what);
-  discard(put.body);
-  const got = String(put.headers['docker-content-digest'] ?? '');
-  if (got.startsWith('sha256:') && got !== b.digest) throw new RegistryError(`${what}: the registry stored it as ${got}`);
+  try {
+    await uploadBlob({ store, client, repo, what, chunkSize, task, backoffMs: client.backoffMs }, b, location);
+  } finally {
+    task?.finish();
+  }
   return 'uploaded';
 }
 

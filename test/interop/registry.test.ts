@@ -255,6 +255,80 @@ describe('registry pull/push against docker-registry', () => {
     expect(r.changes).toEqual([]);
   });
 
+  it('an oversized manifest (64 MiB, served in front of the real registry) fails the pull in one line before it is read — by tag, by digest, with and without a Content-Length; nothing registered', async () => {
+    if (!HAVE) return;
+    // distribution itself refuses to serve a stored blob over 4 MiB as a manifest ("storage: read
+    // exceeds limit", 500), so the oversized document comes from a proxy standing for another
+    // registry: a valid manifest head, then padding, generated lazily with back-pressure.
+    const TOTAL = 64 << 20;
+    const head = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: img.manifest.config, layers: img.manifest.layers }).slice(0, -1) + ',"annotations":{"pad":"');
+    const tail = Buffer.from('"}}');
+    const pad = Buffer.alloc(1 << 20, 'p');
+    const body = function* () {
+      yield head;
+      let n = head.length + tail.length;
+      while (n < TOTAL) {
+        const c = pad.subarray(0, Math.min(pad.length, TOTAL - n));
+        n += c.length;
+        yield c;
+      }
+      yield tail;
+    };
+    const h = createHash('sha256');
+    for (const c of body()) h.update(c);
+    const digest = 'sha256:' + h.digest('hex');
+    const [rh, rp] = reg.split(':');
+    const served: number[] = [];
+    const proxy = async (withLength: boolean) => {
+      const srv = http.createServer((req, res) => {
+        if (req.url?.startsWith('/v2/planted/huge/manifests/')) {
+          res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Docker-Content-Digest': digest, ...(withLength ? { 'Content-Length': String(TOTAL) } : {}) });
+          if (req.method === 'HEAD') return void res.end();
+          const i = served.push(0) - 1;
+          const it = body();
+          const pump = () => {
+            for (let r = it.next(); !r.done; r = it.next()) {
+              served[i] += r.value.length;
+              if (!res.write(r.value)) return void res.once('drain', pump);
+            }
+            res.end();
+          };
+          res.on('close', () => it.return(undefined));
+          return pump();
+        }
+        const up = http.request({ host: rh, port: Number(rp), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          ur.pipe(res);
+        });
+        up.on('error', () => res.destroy());
+        req.pipe(up);
+      });
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+      return { host: `127.0.0.1:${(srv.address() as AddressInfo).port}`, close: () => new Promise<void>((r) => { srv.closeAllConnections(); srv.close(() => r()); }) };
+    };
+    const dst = path.join(dir, 'dst-huge');
+    for (const withLength of [true, false]) {
+      const p = await proxy(withLength);
+      try {
+        for (const ref of [`${p.host}/planted/huge:1`, `${p.host}/planted/huge@${digest}`]) {
+          const r = await runCli(['pull', ref, '--insecure'], { root: dst });
+          expect(r.code).not.toBe(0);
+          const why = withLength ? `${TOTAL} bytes, over the 4194304-byte limit` : 'more than the 4194304-byte limit';
+          expect(r.stderr.trim().split('\n')).toEqual([`imgtool: error: manifest ${ref}: ${why}`]);
+        }
+      } finally {
+        await p.close();
+      }
+    }
+    // Not read whole: at most the cap plus socket buffers went out (nothing at all with a Content-Length).
+    expect(served).toHaveLength(4);
+    for (const n of served) expect(n).toBeLessThan(16 << 20);
+    expect(await imgtoolJson(dst, ['images'])).toEqual([]);
+    const ingest = path.join(dst, 'content', 'ingest');
+    expect(fs.existsSync(ingest) ? fs.readdirSync(ingest) : []).toEqual([]);
+    expect(fs.existsSync(path.join(dst, 'content', 'blobs', 'sha256', digest.slice(7)))).toBe(false);
+  });
+
   it('a manifest over the 4 MiB registry limit is refused before any upload', async () => {
     if (!HAVE) return;
     const b = new ImageBuilder(path.join(dir, 'build-big'));
