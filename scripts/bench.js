@@ -2,7 +2,7 @@
 'use strict';
 /**
  * npm run bench [-- --size-mib N] [--runs R] [--cache DIR] [--only startup,save,load,unpack,convert,kind,delta,pull,push]
- *                 [--startup-runs N] [--startup-images 1000,10000]
+ *                 [--startup-runs N] [--startup-images 1000,10000] [--one-layer-mib N]
  *
  * Side-by-side, in one run, medians of R runs (default 3): wall time, CPU time and peak RSS of
  * imgtool and of the real peers (skopeo, ctr/containerd, umoci) and physical baselines (cat, sha256sum,
@@ -16,6 +16,12 @@
  * --startup-images distinct images (built once by scripts/big-store.js into the cache), and a
  * second convert of a small image. Rows for oclif alone (require, --version) say what the
  * framework costs before any imgtool module loads.
+ *
+ * convert (issues 5, 16): gzip -> zstd of the two-layer image against skopeo, and of a ONE-layer
+ * image (--one-layer-mib, default 200: the acceptance fixture's size; most base images are one big
+ * layer) against its physical floor, `zcat LAYER > /dev/null` (gunzip is serial) plus start-up
+ * (`node -e 0`), and against skopeo; peak RSS of every convert, measured from outside
+ * (ru_maxrss of the child, scripts/lib/measure.js). Each line says whether its target is met.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -27,7 +33,7 @@ const REPO = path.resolve(__dirname, '..');
 const BIN = `${process.execPath} ${path.join(REPO, 'bin', 'run.js')}`;
 
 function parseArgs(argv) {
-  const o = { sizeMib: 1024, runs: 3, cache: path.join(REPO, '.cache', 'bench'), only: null, startupRuns: 15, startupImages: [1000, 10000] };
+  const o = { sizeMib: 1024, runs: 3, cache: path.join(REPO, '.cache', 'bench'), only: null, startupRuns: 15, startupImages: [1000, 10000], oneLayerMib: 200 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--size-mib') o.sizeMib = Number(argv[++i]);
@@ -35,6 +41,7 @@ function parseArgs(argv) {
     else if (a === '--cache') o.cache = path.resolve(argv[++i]);
     else if (a === '--only') o.only = new Set(argv[++i].split(','));
     else if (a === '--startup-runs') o.startupRuns = Number(argv[++i]);
+    else if (a === '--one-layer-mib') o.oneLayerMib = Number(argv[++i]);
     else if (a === '--startup-images') o.startupImages = argv[++i].split(',').filter(Boolean).map(Number);
     else throw new Error(`unknown argument ${a}`);
   }
@@ -52,10 +59,24 @@ function row(section, r, note = '') {
   return r;
 }
 const ratios = [];
+/** 'met' / 'NOT met' for a target like '<= 1.5', '>= 3', '< 200'; '' without a target. */
+function verdict(value, target) {
+  const m = /^\s*(<=|>=|<|>)\s*([\d.]+)/.exec(target || '');
+  if (!m) return '';
+  const t = Number(m[2]);
+  const ok = m[1] === '<=' ? value <= t : m[1] === '>=' ? value >= t : m[1] === '<' ? value < t : value > t;
+  return ok ? 'met' : 'NOT met';
+}
 function ratio(label, a, b, target) {
-  const x = a.secs / b.secs;
+  const x = typeof a === 'number' ? a : a.secs / b.secs;
   ratios.push({ label, value: x, target });
-  console.log(`  => ${label}: ${x.toFixed(2)}x${target ? `  (target ${target})` : ''}`);
+  console.log(`  => ${label}: ${x.toFixed(2)}x${target ? `  (target ${target}: ${verdict(x, target)})` : ''}`);
+}
+
+/** Peak RSS of a measured imgtool run against issue 16's target (< 200 MB). */
+function rss(label, r, target = '< 200') {
+  ratios.push({ label: `${label}: peak RSS (MB)`, value: r.rssMB, target, unit: ' MB' });
+  console.log(`  => ${label}: peak RSS ${r.rssMB.toFixed(0)} MB  (target ${target} MB: ${verdict(r.rssMB, target)})`);
 }
 
 /**
@@ -233,16 +254,41 @@ function main() {
     }
 
     if (want('convert')) {
-      console.log('\n== convert gzip -> zstd (issue 5: >= 1.5x skopeo speed; reuse < 5% of first)');
+      console.log('\n== convert gzip -> zstd, two layers (issues 5, 16: >= 1.5x skopeo speed; reuse < 5% of first; RSS < 200 MB)');
       const prep = () => { fresh(); sh(`IMGTOOL_ROOT=${q(store)} ${BIN} load --no-unpack -q -i ${q(OCI_TAR)} >/dev/null`); };
       const first = row('convert', bench('imgtool convert --compression zstd (first)', `${BIN} convert -q --compression zstd ${q(NAME)} bench/zstd:1 >/dev/null`, { runs: R, prepare: prep, env }));
       const again = row('convert', bench('imgtool convert --compression zstd (reuse)', (i) => `${BIN} convert -q --compression zstd ${q(NAME)} bench/zstd:again${i} >/dev/null`, { runs: R, env }));
       console.log(`  cpu utilisation (first): ${(first.cpu / first.secs).toFixed(2)} cores`);
       ratio('reuse / first', again, first, '< 0.05');
+      rss('convert (two layers)', first);
       if (have('skopeo')) {
         const dst = path.join(work, 'zstd-oci');
         const s = row('convert', bench('skopeo copy --dest-compress-format zstd (oci: -> oci:)', `skopeo copy -q --dest-compress-format zstd oci:${OCI_DIR}:bench oci:${dst}:bench >/dev/null`, { runs: R, prepare: () => fs.rmSync(dst, { recursive: true, force: true }) }));
         ratio('skopeo zstd / imgtool convert (speed-up)', s, first, '>= 1.5');
+        fs.rmSync(dst, { recursive: true, force: true });
+      }
+
+      // One big layer: bound by the serial gunzip; the other stages run beside it.
+      const oneDir = path.join(o.cache, `image-1layer-${o.oneLayerMib}`);
+      console.log(`\n== convert gzip -> zstd, ONE layer of ${o.oneLayerMib} MiB (issue 16: <= 1.25x the zcat floor plus start-up; RSS < 200 MB)`);
+      execFileSync(process.execPath, [path.join(REPO, 'scripts', 'gen-bench-image.js'), oneDir, '--size-mib', String(o.oneLayerMib), '--layers', '1'], { stdio: 'inherit' });
+      const one = JSON.parse(fs.readFileSync(path.join(oneDir, 'bench.json'), 'utf8'));
+      const oneTar = path.join(oneDir, 'bench.oci.tar');
+      const oneLayer = path.join(oneDir, 'oci', 'blobs', 'sha256', one.layers[0].digest.slice(7));
+      const oneStore = path.join(work, 'store-1layer');
+      const oneEnv = { IMGTOOL_ROOT: oneStore };
+      const prepOne = () => { fs.rmSync(oneStore, { recursive: true, force: true }); sh(`IMGTOOL_ROOT=${q(oneStore)} ${BIN} load --no-unpack -q -i ${q(oneTar)} >/dev/null && sync`); };
+      const zcat = row('convert', bench('floor: zcat LAYER > /dev/null', `zcat ${q(oneLayer)} >/dev/null`, { runs: R }));
+      const node0 = row('convert', bench('start-up: node -e 0', `${process.execPath} -e 0`, { runs: R }));
+      const conv1 = row('convert', bench('imgtool convert --compression zstd (one layer)', `${BIN} convert -q --compression zstd ${q(one.files['bench.oci.tar'].name)} bench/zstd-one:1 >/dev/null`, { runs: R, prepare: prepOne, env: oneEnv }));
+      console.log(`  cpu utilisation: ${(conv1.cpu / conv1.secs).toFixed(2)} cores; floor + start-up = ${(zcat.secs + node0.secs).toFixed(2)} s`);
+      ratio('one layer: (imgtool convert - node -e 0) / zcat', (conv1.secs - node0.secs) / zcat.secs, null, '<= 1.25');
+      ratio('one layer: imgtool convert / (zcat + node -e 0)', conv1, { secs: zcat.secs + node0.secs });
+      rss('convert (one layer)', conv1);
+      if (have('skopeo')) {
+        const dst = path.join(work, 'zstd-oci-1');
+        const s1 = row('convert', bench('skopeo copy --dest-compress-format zstd (one layer)', `skopeo copy -q --dest-compress-format zstd oci:${path.join(oneDir, 'oci')}:bench oci:${dst}:bench >/dev/null`, { runs: R, prepare: () => fs.rmSync(dst, { recursive: true, force: true }) }));
+        ratio('one layer: skopeo zstd / imgtool convert (speed-up)', s1, conv1);
         fs.rmSync(dst, { recursive: true, force: true });
       }
     }
@@ -333,7 +379,7 @@ function main() {
 function summary(o) {
   console.log('\n== summary (median of runs; peak RSS is the max over runs)');
   const maxRss = Math.max(...rows.filter((r) => r.name.startsWith('imgtool')).map((r) => r.rssMB), 0);
-  for (const r of ratios) console.log(`  ${r.label.padEnd(56)} ${r.value.toFixed(2)}x ${r.target ? `(target ${r.target})` : ''}`);
+  for (const r of ratios) console.log(`  ${r.label.padEnd(56)} ${r.value.toFixed(2)}${r.unit ?? 'x'} ${r.target ? `(target ${r.target}: ${verdict(r.value, r.target)})` : ''}`);
   console.log(`  imgtool peak RSS over all runs: ${maxRss.toFixed(0)} MB (target < 200 MB)`);
   fs.writeFileSync(path.join(o.cache, `results-${o.sizeMib}.json`), JSON.stringify({ when: new Date().toISOString(), sizeMib: o.sizeMib, rows, ratios }, null, 2));
 }

@@ -2,10 +2,12 @@
 /**
  * Generate the benchmark image once (skipped when DIR/bench.json exists):
  *
- *   node scripts/gen-bench-image.js DIR [--size-mib N] [--compression gzip|zstd|none] [--force]
+ *   node scripts/gen-bench-image.js DIR [--size-mib N] [--layers 2|1] [--compression gzip|zstd|none] [--force]
  *
  * Two layers of N/2 MiB each (default N = 1024): one incompressible pseudo-random file,
- * one compressible text file. Written, streaming with flat memory, as
+ * one compressible text file. `--layers 1`: the same two files in ONE layer of N MiB (most base
+ * images are one big layer; a one-layer convert is bound by its slowest serial stage, gunzip).
+ * Written, streaming with flat memory, as
  *   DIR/oci/             OCI layout directory (index.json ref.name "bench")
  *   DIR/bench.oci.tar    OCI archive of it (ctr-style name example.com/bench/image:1)
  *   DIR/bench.docker.tar docker save >= 25 archive (uncompressed layers), tag bench/image:1
@@ -28,16 +30,18 @@ const { ImageBuilder } = B;
 
 function usage(msg) {
   if (msg) console.error(`gen-bench-image: ${msg}`);
-  console.error('usage: node scripts/gen-bench-image.js DIR [--size-mib N] [--compression gzip|zstd|none] [--force]');
+  console.error('usage: node scripts/gen-bench-image.js DIR [--size-mib N] [--layers 2|1] [--compression gzip|zstd|none] [--force]');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const o = { dir: undefined, sizeMib: 1024, compression: 'gzip', force: false };
+  const o = { dir: undefined, sizeMib: 1024, layers: 2, compression: 'gzip', force: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--size-mib') o.sizeMib = Number(argv[++i]);
     else if (a.startsWith('--size-mib=')) o.sizeMib = Number(a.slice('--size-mib='.length));
+    else if (a === '--layers') o.layers = Number(argv[++i]);
+    else if (a.startsWith('--layers=')) o.layers = Number(a.slice('--layers='.length));
     else if (a === '--compression') o.compression = argv[++i];
     else if (a.startsWith('--compression=')) o.compression = a.slice('--compression='.length);
     else if (a === '--force') o.force = true;
@@ -48,6 +52,7 @@ function parseArgs(argv) {
   }
   if (!o.dir) usage('DIR is required');
   if (!Number.isInteger(o.sizeMib) || o.sizeMib < 2) usage('--size-mib must be an integer >= 2');
+  if (o.layers !== 1 && o.layers !== 2) usage('--layers must be 1 or 2');
   if (!['gzip', 'zstd', 'none'].includes(o.compression)) usage('--compression must be gzip, zstd or none');
   return o;
 }
@@ -59,8 +64,8 @@ async function main() {
   if (!o.force && fs.existsSync(manifestFile)) {
     const prev = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
     const ok = ['oci/index.json', 'bench.oci.tar', 'bench.docker.tar'].every((f) => fs.existsSync(path.join(dir, f)));
-    if (ok && prev.sizeMib === o.sizeMib && prev.compression === o.compression) {
-      console.log(`bench image already present in ${dir} (${prev.sizeMib} MiB, ${prev.compression}); use --force to regenerate`);
+    if (ok && prev.sizeMib === o.sizeMib && prev.compression === o.compression && (prev.layerCount ?? 2) === o.layers) {
+      console.log(`bench image already present in ${dir} (${prev.sizeMib} MiB, ${o.layers} layer(s), ${prev.compression}); use --force to regenerate`);
       return;
     }
   }
@@ -72,10 +77,14 @@ async function main() {
   const step = (what, t) => console.log(`${what.padEnd(44)} ${((Date.now() - t) / 1000).toFixed(1)}s`);
 
   const half = Math.floor((o.sizeMib * 1024 * 1024) / 2);
-  const specs = [
-    { name: 'random', entries: [{ path: 'data/', type: 'dir' }, { path: 'data/random.bin', content: { size: half, seed: 'bench-random' } }], createdBy: 'bench: random layer' },
-    { name: 'text', entries: [{ path: 'data/', type: 'dir' }, { path: 'data/text.txt', content: { size: half, seed: 'bench-text', text: true } }], createdBy: 'bench: text layer' },
-  ];
+  const random = { path: 'data/random.bin', content: { size: half, seed: 'bench-random' } };
+  const text = { path: 'data/text.txt', content: { size: half, seed: 'bench-text', text: true } };
+  const specs = o.layers === 1
+    ? [{ name: 'one', entries: [{ path: 'data/', type: 'dir' }, random, text], createdBy: 'bench: one layer (random + text)' }]
+    : [
+      { name: 'random', entries: [{ path: 'data/', type: 'dir' }, random], createdBy: 'bench: random layer' },
+      { name: 'text', entries: [{ path: 'data/', type: 'dir' }, text], createdBy: 'bench: text layer' },
+    ];
   const config = { Cmd: ['/bin/true'], Labels: { 'org.imgtool.bench': String(o.sizeMib) } };
 
   // 1. uncompressed layers in a scratch blob dir (they become the docker archive's layers)
@@ -111,6 +120,7 @@ async function main() {
 
   const info = {
     sizeMib: o.sizeMib,
+    layerCount: o.layers,
     compression: o.compression,
     manifest: img.descriptor.digest,
     config: img.config.digest,

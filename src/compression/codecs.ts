@@ -1,6 +1,5 @@
 import * as zlib from 'node:zlib';
 import * as crypto from 'node:crypto';
-import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { Transform, PassThrough } from 'node:stream';
 import { CompressStream } from 'zstd-napi';
@@ -52,27 +51,27 @@ export function effectiveLevel(c: Compression, level?: number): number | undefin
 }
 
 /**
- * Fixed zstd parameters. Multithreaded mode (nbWorkers >= 1) produces the same bytes
- * whatever the worker count and however the input is chunked (measured: 1, 2, 4
- * workers, 64 KiB and 1 MiB chunks give identical output), but differs from
- * single-threaded mode (nbWorkers = 0). So we always use MT mode and let the worker
- * count follow the machine; it only changes speed. Compression then runs on zstd's
- * own threads, off the JS main thread. No checksum, no content size (it would depend
- * on whether the size was known up front), no dictionary.
+ * Fixed zstd parameters: single-threaded (nbWorkers = 0), no checksum, no content size (it
+ * would depend on whether the size was known up front), no dictionary. Single-threaded
+ * streaming output depends only on the level, the input and the codec build (`codecVersion`),
+ * not on how the input is chunked nor on the machine's core count.
+ *
+ * Why not zstd's multithreaded mode (imgtool used it until issue 16; its bytes differ from
+ * single-threaded ones, so zstd variants made since then have other digests): on the
+ * machines that matter, a layer's conversion runs its stages on their own threads anyway
+ * (`transcode.ts`: decode on one, encode on another) and several layers convert at once, so
+ * zstd's own workers only competed for the same cores. Measured on a 200 MiB layer at level
+ * 3: one MT context costs 40-60 MB more than a single-threaded one (its job buffers) and
+ * ~30% more CPU for the same ratio, and each layer converting in parallel held one.
  */
-export function zstdParams(level: number, workers = zstdWorkers()) {
+export function zstdParams(level: number) {
   return {
     compressionLevel: level,
     checksumFlag: false,
     contentSizeFlag: false,
     dictIDFlag: false,
-    nbWorkers: Math.max(1, workers),
+    nbWorkers: 0,
   };
-}
-
-/** Worker threads per zstd stream: the core count, capped (memory grows per worker). */
-export function zstdWorkers(): number {
-  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 4));
 }
 
 /** gzip header OS byte imgtool writes everywhere (3 = Unix, what zlib writes on Linux). */
@@ -239,7 +238,7 @@ export function compressBufferSync(c: Compression, data: Buffer, level?: number)
   // The streaming API, as CompressStream drives it: the one-shot API would know the
   // size up front and pick other parameters for small inputs.
   const cctx = new zstdBinding.CCtx();
-  const p = zstdParams(lv!, 1);
+  const p = zstdParams(lv!);
   const P = zstdBinding.CParameter;
   cctx.setParameter(P.compressionLevel, p.compressionLevel);
   cctx.setParameter(P.checksumFlag, 0);

@@ -2,7 +2,7 @@ import { Readable, Transform, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Store } from '../store';
 import { Digest, DigestStream, shortDigest } from '../digest';
-import { DigestMismatchError, ImgtoolError, MissingContentError } from '../errors';
+import { DigestMismatchError, ImgtoolError, MissingContentError, SizeMismatchError } from '../errors';
 import { BlobInfo, ResourceHolder } from '../content';
 import { Progress, ProgressTask } from '../progress';
 import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from '../compression/codecs';
@@ -203,8 +203,9 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
       return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'converted', src.digest);
     } catch (e) {
       task?.finish();
-      if (e instanceof DigestMismatchError || isCodecError(e)) {
-        warn(`${what}: variant ${src.digest} (${src.compression}) does not decode to ${diffId}: ${(e as Error).message}; trying another source`);
+      // A source that does not decode to the layer, or whose stored bytes are not its digest.
+      if (e instanceof DigestMismatchError || e instanceof SizeMismatchError || isCodecError(e)) {
+        warn(`${what}: variant ${src.digest} (${src.compression}) cannot be converted to ${diffId}: ${(e as Error).message}; trying another source`);
         failures.push(`${src.digest} (${src.compression}): ${(e as Error).message}`);
         if (!src.row) store.variants.dropClaim(src.digest, diffId);
         continue;
@@ -251,6 +252,11 @@ async function convertBlob(
   if (src.size >= WORKER_MIN_BYTES && !process.env.IMGTOOL_TRANSCODE_INPROCESS) {
     if (!fs.existsSync(store.content.blobPath(src.digest))) return undefined;
     const r = await transcodeInWorker(store, src.digest, src.compression, outC, level, (n) => task?.update(n));
+    // The source was hashed in the same pass: a stored file that is not its digest proves nothing.
+    if (r.srcDigest !== src.digest || r.srcSize !== src.size) {
+      await fs.promises.rm(r.tmp, { force: true });
+      throw new DigestMismatchError(src.digest, r.srcSize !== src.size ? `${r.srcSize} bytes` : r.srcDigest, `${what}: stored blob ${src.digest} is corrupt (run imgtool fsck)`);
+    }
     if (r.tarDigest !== diffId) {
       await fs.promises.rm(r.tmp, { force: true });
       throw new DigestMismatchError(diffId, r.tarDigest, `${what}: uncompressed tar`);
@@ -265,7 +271,7 @@ async function convertBlob(
   }
   let input: Readable;
   try {
-    input = store.content.openRead(src.digest);
+    input = store.content.openRead(src.digest, { verify: true, what: `${what}: stored blob ${src.digest} is corrupt (run imgtool fsck)` });
   } catch {
     return undefined;
   }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { Readable } from 'node:stream';
 import { convertImage } from '../../../src/compression/convert';
+import { WORKER_MIN_BYTES, peakTranscodes, transcodeSlots } from '../../../src/compression/transcode';
 import { decompressStream, detectCompression } from '../../../src/compression/codecs';
 import { Digester } from '../../../src/digest';
 import { MissingContentError, NotFoundError } from '../../../src/errors';
@@ -231,4 +232,37 @@ describe('convertImage', () => {
     const head = fs.readFileSync(e.store.content.blobPath(m.layers[0].digest)).subarray(0, 2);
     expect(head.toString('hex')).toBe('1f8b');
   });
+  // The attacker's (or the disk's) test: the file stored under a layer's digest is another gzip
+  // of the same tar. It decodes to the diffID, so only hashing the compressed input in the same
+  // pass notices that the blob is not what its digest says: no proof, no new image.
+  it.each([
+    ['in a worker thread', 2 << 20],
+    ['in-process', 16 * 1024],
+  ])('a stored source blob whose bytes are not its digest is refused (%s), and proves nothing', async (_how, size) => {
+    const [l] = await layers(e, [21], 'gzip', size as number);
+    expect(l.size >= WORKER_MIN_BYTES).toBe(size === 2 << 20);
+    const img = e.b.image({ layers: [l] });
+    await put(e, img, 'tampered:1', { record: false });
+    const file = e.store.content.blobPath(l.digest);
+    const other = zlib.gzipSync(zlib.gunzipSync(fs.readFileSync(file)), { level: 1 });
+    fs.chmodSync(file, 0o644);
+    fs.writeFileSync(file, other);
+    const err = await convertImage(e.store, 'tampered:1', 'tampered:z', { compression: 'zstd', rebuild: null }).catch((x) => x);
+    expect(err).toBeInstanceOf(MissingContentError);
+    expect(err.message).toContain('docker.io/library/tampered:1');
+    expect(err.details.join('\n')).toContain(l.digest);
+    expect(err.details.join('\n')).toMatch(/stored blob.*fsck/);
+    expect(e.store.variants.get(l.digest)).toBeUndefined();
+    expect(e.store.variants.forDiffId(l.diffId)).toEqual([]);
+    expect(e.store.images.get('docker.io/library/tampered:z')).toBeUndefined();
+  });
+  it('runs at most transcodeSlots() worker transcodes at once, whatever the layer concurrency (each holds two threads and its buffers)', async () => {
+    const ls = await layers(e, [22, 23, 24], 'gzip', 4 << 20);
+    for (const l of ls) expect(l.size).toBeGreaterThanOrEqual(WORKER_MIN_BYTES);
+    await put(e, e.b.image({ layers: ls }), 'many:1');
+    const r = await convertImage(e.store, 'many:1', 'many:z', { compression: 'zstd', concurrency: 3 });
+    expect(r.layers.map((l) => l.source)).toEqual(['converted', 'converted', 'converted']);
+    expect(peakTranscodes()).toBeGreaterThanOrEqual(1);
+    expect(peakTranscodes()).toBeLessThanOrEqual(transcodeSlots());
+  }, 60_000);
 });

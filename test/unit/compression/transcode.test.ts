@@ -2,12 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
-import { Worker } from 'node:worker_threads';
-import { WORKER_SOURCE } from '../../../src/compression/transcode';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { BATCH_BYTES, DECODER_SOURCE, ENCODER_SOURCE } from '../../../src/compression/transcode';
 import { tmpDir, rmrf } from '../../helpers/cli';
 
 /**
- * Prepended to the transcode worker's source: delays every file write of the temp file
+ * Prepended to the transcode encoder's source: delays every file write of the temp file
  * (the request sits in the thread pool) and reports writes and closes of its descriptor.
  */
 const PATCH = String.raw`
@@ -45,18 +45,22 @@ describe('transcode worker', () => {
     const src = path.join(dir, 'src.gz');
     fs.writeFileSync(src, gz.subarray(0, gz.length - 16));
     const tmp = path.join(dir, 'out.tmp');
-    const workerData = { src, inC: 'gzip', outC: 'none', level: undefined, tmp, gzipOs: 3, zstd: undefined, zstdPath: require.resolve('zstd-napi') };
+    const { port1, port2 } = new MessageChannel();
+    const zstdPath = require.resolve('zstd-napi');
     const events: string[] = [];
-    const worker = new Worker(PATCH + WORKER_SOURCE, { eval: true, workerData });
-    await new Promise<void>((resolve, reject) => {
-      worker.on('message', (m: { type: string; e?: string; message?: string }) => {
+    const decoder = new Worker(DECODER_SOURCE, { eval: true, transferList: [port1], workerData: { src, inC: 'gzip', zstdPath, port: port1, batch: 16 * 1024, credits: 4, chunk: BATCH_BYTES } });
+    const encoder = new Worker(PATCH + ENCODER_SOURCE, { eval: true, transferList: [port2], workerData: { outC: 'none', level: undefined, tmp, gzipOs: 3, zstd: undefined, zstdPath, port: port2 } });
+    const exited = (w: Worker, who: string) => new Promise<void>((resolve, reject) => {
+      w.on('message', (m: { type: string; e?: string; message?: string }) => {
         if (m.type === 'log') events.push(m.e!);
-        else events.push(m.type);
+        else events.push(`${who} ${m.type}`);
       });
-      worker.on('error', reject);
-      worker.on('exit', () => resolve());
+      w.on('error', reject);
+      w.on('exit', () => resolve());
     });
-    expect(events).toContain('error'); // the decoder failed
+    await Promise.all([exited(decoder, 'decoder'), exited(encoder, 'encoder')]);
+    expect(events).toContain('decoder error'); // the decoder failed
+    expect(events).toContain('encoder error'); // and stopped the encoder
     expect(events).toContain('writev-start'); // while a write was issued
     const firstClose = events.indexOf('close');
     expect(firstClose).toBeGreaterThan(0);
