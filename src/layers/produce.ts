@@ -132,7 +132,10 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   const what = opts.what ?? `layer ${diffId}`;
   const warn = (msg: string) => opts.progress?.warn(msg);
   const candidates = await presentCandidates(store, diffId, opts.prefer, warn);
-  const curVersion = codecVersion(c);
+  // The codec's fingerprint (compressing a probe: tens of ms) only when a decision needs it:
+  // reusing the one variant present (a second convert) never does.
+  let version: { v: string | undefined } | undefined;
+  const curVersion = (): string | undefined => (version ??= { v: codecVersion(c) }).v;
   const defLevel = effectiveLevel(c);
 
   // 1. An existing variant.
@@ -142,7 +145,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
     if (opts.level !== undefined && k.row?.level !== opts.level) return false;
     if (opts.deterministic) {
       const want = opts.level ?? defLevel;
-      return k.row?.level === want && k.row?.codecVersion === curVersion;
+      return k.row?.level === want && k.row?.codecVersion === curVersion();
     }
     return true;
   };
@@ -152,7 +155,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
     if (!k.trusted) return 3; // needs a checking pass first
     if (k.digest === opts.prefer) return 0;
     const lv = opts.level ?? defLevel;
-    if (k.row?.level === lv && k.row?.codecVersion === curVersion) return 1;
+    if (k.row?.level === lv && k.row?.codecVersion === curVersion()) return 1;
     return 2;
   }
   for (const k of reusable) {
@@ -182,7 +185,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   let newLevel = opts.level;
   if (newLevel === undefined && c !== 'none' && opts.prefer) {
     const pv = store.variants.get(opts.prefer);
-    if (pv && pv.compression === c && pv.level !== undefined && pv.codecVersion === curVersion) newLevel = pv.level;
+    if (pv && pv.compression === c && pv.level !== undefined && pv.codecVersion === curVersion()) newLevel = pv.level;
   }
   newLevel = effectiveLevel(c, newLevel);
 
@@ -200,7 +203,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
       if (!src.row && store.content.has(src.digest)) {
         store.variants.recordProof({ digest: src.digest, diffId, compression: src.compression, size: src.size, mediaType: src.digest === opts.prefer ? opts.preferMediaType : undefined });
       }
-      return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'converted', src.digest);
+      return record(store, diffId, info, c, newLevel, curVersion(), opts.mediaType, 'converted', src.digest);
     } catch (e) {
       task?.finish();
       if (e instanceof DigestMismatchError || isCodecError(e)) {
@@ -222,7 +225,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
       try {
         const info = await produce(store, input, 'none', diffId, c, newLevel, opts, task, `${what}: rebuilding from its snapshot`);
         task?.finish();
-        return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'rebuilt');
+        return record(store, diffId, info, c, newLevel, curVersion(), opts.mediaType, 'rebuilt');
       } catch (e) {
         task?.finish();
         if (e instanceof DigestMismatchError) {
