@@ -7,10 +7,18 @@ import { BlobInfo, ResourceHolder } from '../content';
 import { Progress, ProgressTask } from '../progress';
 import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from '../compression/codecs';
 import { Variant } from '../compression/variants';
-import { rebuildLayer } from '../snapshots/ops';
-import { TranscodeError, WORKER_MIN_BYTES, transcodeInWorker } from '../compression/transcode';
+import type * as SnapshotOps from '../snapshots/ops';
+import type * as Transcode from '../compression/transcode';
 import { proveVariant } from './prove';
 import * as fs from 'node:fs';
+
+// Loaded on first use, not at start-up: a rebuild needs the snapshot code (tar apply, the GC
+// marker), a conversion the worker; reusing a variant (a second convert) needs neither.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const snapshotOps = (): typeof SnapshotOps => require('../snapshots/ops') as typeof SnapshotOps;
+let transcodeLoaded: typeof Transcode | undefined;
+const transcode = (): typeof Transcode => (transcodeLoaded ??= require('../compression/transcode') as typeof Transcode);
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Produces a layer's uncompressed tar from somewhere else than a blob (a snapshot). */
 export type LayerRebuilder = (store: Store, diffId: Digest) => Readable | undefined | Promise<Readable | undefined>;
@@ -217,7 +225,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   }
 
   // 3. Rebuild from the snapshot.
-  const rebuild = opts.rebuild === null ? undefined : opts.rebuild ?? rebuildLayer;
+  const rebuild = opts.rebuild === null ? undefined : opts.rebuild ?? snapshotOps().rebuildLayer;
   if (rebuild) {
     const input = await rebuild(store, diffId);
     if (input) {
@@ -251,6 +259,7 @@ async function convertBlob(
   store: Store, src: Candidate, diffId: Digest, outC: Compression, level: number | undefined, opts: EnsureLayerOptions,
   task: ProgressTask | undefined, what: string,
 ): Promise<BlobInfo | undefined> {
+  const { WORKER_MIN_BYTES, transcodeInWorker } = transcode();
   if (src.size >= WORKER_MIN_BYTES && !process.env.IMGTOOL_TRANSCODE_INPROCESS) {
     if (!fs.existsSync(store.content.blobPath(src.digest))) return undefined;
     const r = await transcodeInWorker(store, src.digest, src.compression, outC, level, (n) => task?.update(n));
@@ -276,7 +285,8 @@ async function convertBlob(
 }
 
 function isCodecError(e: unknown): boolean {
-  if (e instanceof TranscodeError) return true;
+  // (a TranscodeError exists only once the worker module was loaded for a conversion)
+  if (transcodeLoaded && e instanceof transcodeLoaded.TranscodeError) return true;
   // zlib errors carry Z_* codes; zstd-napi throws plain Errors from the binding.
   const err = e as { code?: string; message?: string };
   if (typeof err?.code === 'string' && err.code.startsWith('Z_')) return true;
