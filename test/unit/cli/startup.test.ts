@@ -48,6 +48,12 @@ describe('start-up: what the CLI loads', () => {
     }
   });
 
+  it('images loads no tar code (the Store facade needs only the tree helpers) and no codec', () => {
+    const r = loadedBy(['images']);
+    expect(r.status).toBe(0);
+    expect(r.mods.filter((m) => /\/dist\/src\/tar\/(parse|header|tarsplit|index)\.js$|zstd-napi|\/dist\/src\/compression\/codecs/.test(m))).toEqual([]);
+  });
+
   it('the root and topic helps load no command module; a command help loads that command only', () => {
     for (const args of [[], ['--help'], ['help'], ['kind'], ['lease', '--help']]) {
       const r = loadedBy(args);
@@ -57,8 +63,6 @@ describe('start-up: what the CLI loads', () => {
     }
     const c = loadedBy(['convert', '--help']);
     expect(commandModules(c.mods)).toEqual(['commands/convert.js']);
-    // the help of convert does not load the conversion code either
-    expect(c.mods.filter((m) => /zstd-napi|\/dist\/src\/(compression|layers|archive)\//.test(m))).toEqual([]);
   });
 
   it('a second convert of the same image (every layer reused) loads neither the snapshot, GC nor worker code', async () => {
