@@ -11,8 +11,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CommandClass } from './command';
 import { UsageError } from './parse';
-import { commandHelp, rootHelp, topicHelp, versionString } from './help';
 import type { RootInfo, TableEntry } from './help';
+import type * as Help from './help';
+
+// The help renderer only when help is asked for (not on a command's path).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const help = (): typeof Help => require('./help') as typeof Help;
 
 export interface CommandTable {
   topics: Record<string, string>;
@@ -73,21 +77,21 @@ function notFound(words: readonly string[]): never {
 
 async function dispatch(argv: string[]): Promise<void> {
   const out = (s: string) => process.stdout.write(s);
-  if (argv[0] === '--version' || argv[0] === '-v') return void out(versionString(rootInfo(loadTable()).version) + '\n');
+  if (argv[0] === '--version' || argv[0] === '-v') return void out(help().versionString(rootInfo(loadTable()).version) + '\n');
   const table = loadTable();
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') return void out(rootHelp(rootInfo(table)));
-  const help = argv[0] === 'help';
-  const words = help ? argv.slice(1) : argv;
-  if (help && words.length === 0) return void out(rootHelp(rootInfo(table)));
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') return void out(help().rootHelp(rootInfo(table)));
+  const helpCmd = argv[0] === 'help';
+  const words = helpCmd ? argv.slice(1) : argv;
+  if (helpCmd && words.length === 0) return void out(help().rootHelp(rootInfo(table)));
   const found = findCommand(table, words);
   if (!found) {
     const topic = words[0];
     if (topic === undefined || topic.startsWith('-')) throw new UsageError(`no command given before ${topic ?? 'the end'}`);
     const rest = words.slice(1).filter((w) => w !== '--help' && w !== '-h');
-    if (Object.hasOwn(table.topics, topic) && rest.length === 0) return void out(topicHelp(topic, rootInfo(table)));
+    if (Object.hasOwn(table.topics, topic) && rest.length === 0) return void out(help().topicHelp(topic, rootInfo(table)));
     notFound(Object.hasOwn(table.topics, topic) ? words.slice(0, 2) : [topic]);
   }
-  if (help || wantsHelp(found.rest)) return void out(commandHelp(found.id, loadCommand(found.entry, found.id)));
+  if (helpCmd || wantsHelp(found.rest)) return void out(help().commandHelp(found.id, loadCommand(found.entry, found.id)));
   await loadCommand(found.entry, found.id).run(found.rest);
 }
 
