@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 'use strict';
-// oclif's per-module entry: `require('@oclif/core')` would also load every other oclif module
-// and check the Node version with semver (package.json `engines` states it already).
-const { execute } = require('@oclif/core/execute');
-execute({ dir: __dirname }).catch((err) => {
-  process.stderr.write(`imgtool: ${err && err.message ? err.message : String(err)}\n`);
-  process.exitCode = process.exitCode || 1;
-});
+// The CLI entry. `--version` is answered here, loading nothing but package.json; every other
+// command line goes to the dispatcher, which loads only the command it names (src/cli/dispatch.ts).
+const argv = process.argv.slice(2);
+if (argv[0] === '--version' || argv[0] === '-v') {
+  const { version } = require('../package.json');
+  process.stdout.write(`imgtool/${version} ${process.platform}-${process.arch} node-${process.version}\n`);
+} else {
+  require('../dist/src/cli/dispatch').main(argv);
+}

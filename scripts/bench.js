@@ -14,8 +14,9 @@
  * rounds (commands interleaved, so machine noise hits all alike; medians of --startup-runs,
  * default 15): --version, images on an empty store, on 300 names of one image, on stores of
  * --startup-images distinct images (built once by scripts/big-store.js into the cache), and a
- * second convert of a small image. Rows for oclif alone (require, --version) say what the
- * framework costs before any imgtool module loads.
+ * second convert of a small image; each row says whether its target is met, and a store of N
+ * images what each image adds. The row for oclif alone (`require('@oclif/core/execute')`, which
+ * every command paid before the CLI replaced it, see src/cli/dispatch.ts) says what was replaced.
  *
  * convert (issues 5, 16): gzip -> zstd of the two-layer image against skopeo, and of a ONE-layer
  * image (--one-layer-mib, default 200: the acceptance fixture's size; most base images are one big
@@ -127,17 +128,25 @@ function startup(o) {
     }
     big.push({ n, root });
   }
-  const oclifOnly = path.join(dir, 'oclif-require.js');
-  fs.writeFileSync(oclifOnly, `require(${JSON.stringify(require.resolve('@oclif/core/execute', { paths: [REPO] }))});\n`);
+  // What the replaced framework costs on its own (oclif is a devDependency for this row only;
+  // the CLI no longer loads it): `require('@oclif/core/execute')`, the least a command needed.
+  let oclifOnly;
+  try {
+    const entry = require.resolve('@oclif/core/execute', { paths: [REPO] });
+    oclifOnly = path.join(dir, 'oclif-require.js');
+    fs.writeFileSync(oclifOnly, `require(${JSON.stringify(entry)});\n`);
+  } catch {
+    console.log('  (@oclif/core is not installed: its row is left out)');
+  }
   let convertRun = 0;
   const cmds = [
     { name: 'node -e 0', argv: () => [node, '-e', '0'] },
-    { name: 'node: require @oclif/core/execute (no imgtool code)', argv: () => [node, oclifOnly] },
-    { name: 'imgtool --version', argv: () => [node, run, '--version'], target: '<= 1.3' },
-    { name: 'imgtool images (empty store)', argv: () => [node, run, 'images'], root: empty, target: '<= 1.6' },
-    { name: 'imgtool images (300 names of one image)', argv: () => [node, run, 'images'], root: s300, target: '<= 1.8' },
-    ...big.map((b) => ({ name: `imgtool images (${b.n} images)`, argv: () => [node, run, 'images'], root: b.root })),
-    { name: 'imgtool convert (second, same image, small)', argv: () => [node, run, 'convert', '-q', '--compression', 'zstd', 'example.com/startup/small:1', `example.com/startup/small:zstd${++convertRun}`], root: conv, target: '<= 2' },
+    ...(oclifOnly ? [{ name: 'node: require @oclif/core/execute (replaced, not loaded)', argv: () => [node, oclifOnly] }] : []),
+    { name: 'imgtool --version', argv: () => [node, run, '--version'], target: 1.3 },
+    { name: 'imgtool images (empty store)', argv: () => [node, run, 'images'], root: empty, target: 1.6 },
+    { name: 'imgtool images (300 names of one image)', argv: () => [node, run, 'images'], root: s300, target: 1.8 },
+    ...big.map((b) => ({ name: `imgtool images (${b.n} images)`, argv: () => [node, run, 'images'], root: b.root, images: b.n })),
+    { name: 'imgtool convert (second, same image, small)', argv: () => [node, run, 'convert', '-q', '--compression', 'zstd', 'example.com/startup/small:1', `example.com/startup/small:zstd${++convertRun}`], root: conv, target: 2 },
   ];
   const times = cmds.map(() => []);
   const cpus = cmds.map(() => []);
@@ -152,9 +161,16 @@ function startup(o) {
     });
   }
   const base = median(times[0]);
+  const emptyIdx = cmds.findIndex((c) => c.name === 'imgtool images (empty store)');
   cmds.forEach((c, i) => {
-    const r = row('startup', { name: c.name, secs: median(times[i]), cpu: median(cpus[i]), rssMB: rss[i] }, i ? `${(median(times[i]) / base).toFixed(2)}x node` : '');
-    if (i) ratios.push({ label: `${c.name} / node -e 0`, value: r.secs / base, target: c.target });
+    const secs = median(times[i]);
+    const x = secs / base;
+    let note = i ? `${x.toFixed(2)}x node` : '';
+    if (c.target) note += `  target <= ${c.target}: ${x <= c.target ? 'met' : 'NOT met'}`;
+    // A listing of N distinct images: what each image adds over the empty store's start-up.
+    if (c.images) note += `  (+${(((secs - median(times[emptyIdx])) / c.images) * 1000).toFixed(3)} ms per image)`;
+    const r = row('startup', { name: c.name, secs, cpu: median(cpus[i]), rssMB: rss[i] }, note);
+    if (i) ratios.push({ label: `${c.name} / node -e 0`, value: r.secs / base, target: c.target ? `<= ${c.target}` : undefined });
   });
 }
 

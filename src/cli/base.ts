@@ -1,5 +1,7 @@
-import { Command, Flags } from './oclif';
-import type { Interfaces } from './oclif';
+import { Command } from './command';
+import { Flags } from './flags';
+import type { InferredArgs, InferredFlags } from './flags';
+import { UsageError } from './parse';
 import { Store, defaultRoot } from '../store';
 import { isImgtoolError } from '../errors';
 import { terminalProgress } from './progress';
@@ -8,12 +10,13 @@ import type { Column } from './table';
 import { Progress } from '../progress';
 import { commandSettled, installSignalHandlers, interruptedStatus } from './signals';
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof ImgtoolCommand)['baseFlags'] & T['flags']>;
-export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+export type BaseFlags<T extends typeof Command> = InferredFlags<(typeof ImgtoolCommand)['baseFlags'] & T['flags']>;
+export type BaseArgs<T extends typeof Command> = InferredArgs<T['args']>;
 
 /**
  * Base of every imgtool command: `--root`, `--json`, `--quiet`, `--debug`; one clear
- * error line on stderr (stack only with --debug) and a non-zero exit code. SIGINT/SIGTERM
+ * error line on stderr (stack only with --debug) and a non-zero exit code: 2 for a command line
+ * that does not parse (UsageError, with a pointer to --help), 1 otherwise. SIGINT/SIGTERM
  * cancel the running library call (see ./signals.ts): it cleans up, then the process exits
  * with 130/143.
  */
@@ -33,24 +36,24 @@ export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
   public override async init(): Promise<void> {
     installSignalHandlers(() => this.progress_?.stop());
     await super.init();
-    const { args, flags } = await this.parse({
-      flags: this.ctor.flags,
-      baseFlags: (super.ctor as typeof ImgtoolCommand).baseFlags,
-      args: this.ctor.args,
-      strict: this.ctor.strict,
-    });
+    const { args, flags } = await this.parse();
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
   }
 
+  /** The global flags, typed without the command's own (generic in T here). */
+  private get global(): Partial<InferredFlags<(typeof ImgtoolCommand)['baseFlags']>> {
+    return (this.flags ?? {}) as Partial<InferredFlags<(typeof ImgtoolCommand)['baseFlags']>>;
+  }
+
   /** The store at --root, opened on first use and closed when the command ends. */
   protected get store(): Store {
-    if (!this.store_) this.store_ = Store.open(this.flags.root ?? defaultRoot());
+    if (!this.store_) this.store_ = Store.open(this.global.root ?? defaultRoot());
     return this.store_;
   }
 
   protected get progress(): Progress {
-    if (!this.progress_) this.progress_ = terminalProgress({ quiet: this.flags.quiet, json: this.flags.json });
+    if (!this.progress_) this.progress_ = terminalProgress({ quiet: this.global.quiet, json: this.global.json });
     return this.progress_;
   }
 
@@ -64,7 +67,7 @@ export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
 
   /** Print a line on stdout (suppressed in --json mode); the progress bars end first. */
   protected out(line: string): void {
-    if (this.flags.json) return;
+    if (this.global.json) return;
     this.endProgress();
     process.stdout.write(line + '\n');
   }
@@ -83,11 +86,14 @@ export abstract class ImgtoolCommand<T extends typeof Command> extends Command {
     this.progress.warn(message);
   }
 
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+  protected override async catch(err: Error): Promise<unknown> {
     this.progress_?.stop();
-    // oclif's own exits (help, version, parse errors) keep their handling.
-    if (err && err.oclif && typeof err.oclif.exit === 'number' && !isImgtoolError(err)) throw err;
-    const debug = this.flags?.debug || process.argv.includes('--debug');
+    if (err instanceof UsageError) {
+      process.stderr.write(`imgtool: error: ${err.message}\nSee more help with: imgtool ${this.ctor.id} --help\n`);
+      process.exitCode = 2;
+      return undefined;
+    }
+    const debug = this.global.debug || process.argv.includes('--debug');
     let msg = err?.message ?? String(err);
     if (isImgtoolError(err) && err.details.length) msg += '\n' + err.details.map((d) => `  ${d}`).join('\n');
     process.stderr.write(`imgtool: error: ${msg}\n`);

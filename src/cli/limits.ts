@@ -1,5 +1,5 @@
 /** The hostile-input limit flags (src/limits), shared by load, verify, unpack and export-rootfs. */
-import { Flags } from '@oclif/core';
+import { Flags } from './flags';
 import { DEFAULT_LIMITS, Limits, fmtLimit, parseSize } from '../limits';
 
 export const limitFlags = {

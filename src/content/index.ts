@@ -154,8 +154,12 @@ export class ContentStore {
     return rs.pipe(check);
   }
 
-  async readBuffer(digest: Digest, maxSize = MAX_JSON_SIZE): Promise<Buffer> {
-    const info = this.info(digest);
+  /**
+   * A small document's bytes, verified against the digest. `known`: the blob's recorded size when
+   * the caller already read it (a listing reads every row in one query): no query per document.
+   */
+  async readBuffer(digest: Digest, maxSize = MAX_JSON_SIZE, known?: { size: number }): Promise<Buffer> {
+    const info = known ?? this.info(digest);
     if (!info) throw new NotFoundError(`content ${digest} not found in the store`);
     if (info.size > maxSize) throw new ImgtoolError('INVALID_ARGUMENT', `content ${digest} is ${info.size} bytes, over the ${maxSize}-byte limit for documents`);
     // Small documents (manifests, configs: a few KiB) are read synchronously: four thread-pool
@@ -166,8 +170,8 @@ export class ContentStore {
     return buf;
   }
 
-  async readJSON<T = unknown>(digest: Digest, maxSize = MAX_JSON_SIZE): Promise<T> {
-    const buf = await this.readBuffer(digest, maxSize);
+  async readJSON<T = unknown>(digest: Digest, maxSize = MAX_JSON_SIZE, known?: { size: number }): Promise<T> {
+    const buf = await this.readBuffer(digest, maxSize, known);
     try {
       return JSON.parse(buf.toString('utf8')) as T;
     } catch (e) {

@@ -46,7 +46,7 @@ function listingSource(store: Store): SummarySource {
       async readJSON<T>(d: Descriptor): Promise<T> {
         const size = sizes.get(d.digest);
         if (size !== undefined && size !== d.size) throw new SizeMismatchError(`${d.mediaType} ${d.digest}`, d.size, size);
-        return store.content.readJSON<T>(d.digest);
+        return store.content.readJSON<T>(d.digest, undefined, size !== undefined ? { size } : undefined);
       },
     },
     size: (d) => sizes.get(d),

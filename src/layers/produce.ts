@@ -7,10 +7,18 @@ import { BlobInfo, ResourceHolder } from '../content';
 import { Progress, ProgressTask } from '../progress';
 import { Compression, compressStream, decompressStream, codecVersion, effectiveLevel, detectFileCompression } from '../compression/codecs';
 import { Variant } from '../compression/variants';
-import { rebuildLayer } from '../snapshots/ops';
-import { TranscodeError, WORKER_MIN_BYTES, transcodeInWorker } from '../compression/transcode';
+import type * as SnapshotOps from '../snapshots/ops';
+import type * as Transcode from '../compression/transcode';
 import { proveVariant } from './prove';
 import * as fs from 'node:fs';
+
+// Loaded on first use, not at start-up: a rebuild needs the snapshot code (tar apply, the GC
+// marker), a conversion the worker; reusing a variant (a second convert) needs neither.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const snapshotOps = (): typeof SnapshotOps => require('../snapshots/ops') as typeof SnapshotOps;
+let transcodeLoaded: typeof Transcode | undefined;
+const transcode = (): typeof Transcode => (transcodeLoaded ??= require('../compression/transcode') as typeof Transcode);
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** Produces a layer's uncompressed tar from somewhere else than a blob (a snapshot). */
 export type LayerRebuilder = (store: Store, diffId: Digest) => Readable | undefined | Promise<Readable | undefined>;
@@ -132,7 +140,10 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   const what = opts.what ?? `layer ${diffId}`;
   const warn = (msg: string) => opts.progress?.warn(msg);
   const candidates = await presentCandidates(store, diffId, opts.prefer, warn);
-  const curVersion = codecVersion(c);
+  // The codec's fingerprint (compressing a probe: tens of ms) only when a decision needs it:
+  // reusing the one variant present (a second convert) never does.
+  let version: { v: string | undefined } | undefined;
+  const curVersion = (): string | undefined => (version ??= { v: codecVersion(c) }).v;
   const defLevel = effectiveLevel(c);
 
   // 1. An existing variant.
@@ -142,7 +153,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
     if (opts.level !== undefined && k.row?.level !== opts.level) return false;
     if (opts.deterministic) {
       const want = opts.level ?? defLevel;
-      return k.row?.level === want && k.row?.codecVersion === curVersion;
+      return k.row?.level === want && k.row?.codecVersion === curVersion();
     }
     return true;
   };
@@ -152,7 +163,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
     if (!k.trusted) return 3; // needs a checking pass first
     if (k.digest === opts.prefer) return 0;
     const lv = opts.level ?? defLevel;
-    if (k.row?.level === lv && k.row?.codecVersion === curVersion) return 1;
+    if (k.row?.level === lv && k.row?.codecVersion === curVersion()) return 1;
     return 2;
   }
   for (const k of reusable) {
@@ -182,7 +193,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   let newLevel = opts.level;
   if (newLevel === undefined && c !== 'none' && opts.prefer) {
     const pv = store.variants.get(opts.prefer);
-    if (pv && pv.compression === c && pv.level !== undefined && pv.codecVersion === curVersion) newLevel = pv.level;
+    if (pv && pv.compression === c && pv.level !== undefined && pv.codecVersion === curVersion()) newLevel = pv.level;
   }
   newLevel = effectiveLevel(c, newLevel);
 
@@ -200,7 +211,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
       if (!src.row && store.content.has(src.digest)) {
         store.variants.recordProof({ digest: src.digest, diffId, compression: src.compression, size: src.size, mediaType: src.digest === opts.prefer ? opts.preferMediaType : undefined });
       }
-      return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'converted', src.digest);
+      return record(store, diffId, info, c, newLevel, curVersion(), opts.mediaType, 'converted', src.digest);
     } catch (e) {
       task?.finish();
       // A source that does not decode to the layer, or whose stored bytes are not its digest.
@@ -215,7 +226,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
   }
 
   // 3. Rebuild from the snapshot.
-  const rebuild = opts.rebuild === null ? undefined : opts.rebuild ?? rebuildLayer;
+  const rebuild = opts.rebuild === null ? undefined : opts.rebuild ?? snapshotOps().rebuildLayer;
   if (rebuild) {
     const input = await rebuild(store, diffId);
     if (input) {
@@ -223,7 +234,7 @@ async function ensureLayerOnce(store: Store, diffId: Digest, opts: EnsureLayerOp
       try {
         const info = await produce(store, input, 'none', diffId, c, newLevel, opts, task, `${what}: rebuilding from its snapshot`);
         task?.finish();
-        return record(store, diffId, info, c, newLevel, curVersion, opts.mediaType, 'rebuilt');
+        return record(store, diffId, info, c, newLevel, curVersion(), opts.mediaType, 'rebuilt');
       } catch (e) {
         task?.finish();
         if (e instanceof DigestMismatchError) {
@@ -249,6 +260,7 @@ async function convertBlob(
   store: Store, src: Candidate, diffId: Digest, outC: Compression, level: number | undefined, opts: EnsureLayerOptions,
   task: ProgressTask | undefined, what: string,
 ): Promise<BlobInfo | undefined> {
+  const { WORKER_MIN_BYTES, transcodeInWorker } = transcode();
   if (src.size >= WORKER_MIN_BYTES && !process.env.IMGTOOL_TRANSCODE_INPROCESS) {
     if (!fs.existsSync(store.content.blobPath(src.digest))) return undefined;
     const r = await transcodeInWorker(store, src.digest, src.compression, outC, level, (n) => task?.update(n));
@@ -279,7 +291,8 @@ async function convertBlob(
 }
 
 function isCodecError(e: unknown): boolean {
-  if (e instanceof TranscodeError) return true;
+  // (a TranscodeError exists only once the worker module was loaded for a conversion)
+  if (transcodeLoaded && e instanceof transcodeLoaded.TranscodeError) return true;
   // zlib errors carry Z_* codes; zstd-napi throws plain Errors from the binding.
   const err = e as { code?: string; message?: string };
   if (typeof err?.code === 'string' && err.code.startsWith('Z_')) return true;

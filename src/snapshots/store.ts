@@ -19,7 +19,7 @@ import { ResourceHolder } from '../content';
 import { ImgtoolError, NotFoundError } from '../errors';
 import { sha256, validateDigest } from '../digest';
 import { tempOwnerTag } from '../leases/process';
-import { removeTree, syncTreeFiles } from '../tar';
+import { removeTree, syncTreeFiles } from '../tar/fspath'; // not ../tar: the Store facade loads no tar reader or zlib
 import { syncDir } from '../fsutil';
 
 export interface SnapshotInfo {

@@ -1,15 +1,15 @@
 /**
- * --help text: descriptions are written as paragraphs (oclif wraps them at the terminal width,
- * so a hard line break inside a paragraph gives ragged lines), and every command has a one-line
- * summary that the command list shows whole.
+ * --help text: descriptions are written as paragraphs (src/cli/help.ts wraps them at the terminal
+ * width, so a hard line break inside a paragraph gives ragged lines), and every command has a
+ * one-line summary that the command list shows whole. The commands are those of the command table
+ * written at build (dist/command-table.json).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO, runCli } from '../helpers/cli';
 
 interface ManifestCommand { id: string; summary?: string; description?: string }
-const manifest = (): ManifestCommand[] =>
-  Object.values(JSON.parse(fs.readFileSync(path.join(REPO, 'oclif.manifest.json'), 'utf8')).commands as Record<string, ManifestCommand>);
+const manifest = (): ManifestCommand[] => JSON.parse(fs.readFileSync(path.join(REPO, 'dist', 'command-table.json'), 'utf8')).commands as ManifestCommand[];
 
 /** The DESCRIPTION section of `--help` as paragraphs of rendered lines. */
 function descriptionParagraphs(help: string): string[][] {
@@ -46,13 +46,13 @@ describe('--help', () => {
     const helps = new Map<string, string>();
     for (const c of manifest()) {
       // Commands of a topic (kind, lease) are listed by `imgtool TOPIC --help`.
-      const topic = c.id.includes(':') ? c.id.split(':')[0] : '';
+      const topic = c.id.includes(' ') ? c.id.split(' ')[0] : '';
       if (!helps.has(topic)) {
         const r = await runCli(topic ? [topic, '--help'] : ['--help'], { env: { OCLIF_COLUMNS: '200' } });
         expect(r.code).toBe(0);
         helps.set(topic, r.stdout);
       }
-      const name = c.id.replace(/:/g, ' ');
+      const name = c.id;
       const line = helps.get(topic)!.split('\n').find((l) => l.trimStart().startsWith(name + ' '));
       expect([c.id, line?.trim().slice(name.length).trim()]).toEqual([c.id, c.summary]);
     }

@@ -46,4 +46,33 @@ describe('listImages', () => {
       expect(m.created).toBe(new Date(store.images.get(m.name)!.createdAt).toISOString());
     }
   });
+
+  it('a listing of distinct images queries the database a fixed number of times, not once per document', async () => {
+    const imgs = [];
+    for (let i = 0; i < 5; i++) imgs.push(await addImage(store, { layers: [{ 'f.txt': `list-cost ${i}` }] }));
+    store.meta.write(() => imgs.forEach((m, i) => store.images.put(`example.com/distinct:${i}`, m.manifest)));
+    const info = jest.spyOn(store.content, 'info');
+    const rows = await listImages(store);
+    expect(rows.filter((r) => r.name.startsWith('example.com/distinct:')).map((r) => r.unreadable)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(info).not.toHaveBeenCalled();
+    info.mockRestore();
+  });
+
+  it('a listing still verifies each document against its digest and its recorded size', async () => {
+    const img = await addImage(store, { layers: [{ 'g.txt': 'list-verify' }] });
+    store.images.put('example.com/verify:1', img.manifest);
+    const file = store.content.blobPath(img.manifest.digest);
+    const fs = await import('node:fs');
+    const good = fs.readFileSync(file);
+    try {
+      const bad = Buffer.from(good);
+      bad[bad.length - 2] ^= 1; // same size, other bytes
+      fs.writeFileSync(file, bad);
+      expect((await listImages(store)).find((r) => r.name === 'example.com/verify:1')!.unreadable).toMatch(/digest mismatch/);
+      fs.writeFileSync(file, Buffer.concat([good, Buffer.from(' ')])); // other size
+      expect((await listImages(store)).find((r) => r.name === 'example.com/verify:1')!.unreadable).toMatch(/size|digest/);
+    } finally {
+      fs.writeFileSync(file, good);
+    }
+  });
 });
