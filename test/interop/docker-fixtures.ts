@@ -356,8 +356,12 @@ export function recordObserved(peer: string, version: string, results: Record<st
  */
 export const ENGINE_PATHS = ['.dockerenv', 'etc/hostname', 'etc/hosts', 'etc/resolv.conf', 'etc/mtab', 'run/.containerenv', 'dev', 'proc', 'sys'];
 
-/** `tree` without the engine's own paths (and, when `mine` lacks them, the dirs holding them). */
-export function withoutEnginePaths(tree: Map<string, TreeEntry>, mine: Map<string, TreeEntry>): Map<string, TreeEntry> {
+/**
+ * `tree` without the engine's own paths (and, when `mine` lacks them, the dirs holding them).
+ * Applied to both sides: `buildah run` leaves the mount points it made (/dev, /proc, /sys,
+ * /etc/hostname, …) in the layer it commits, so the image itself may hold them.
+ */
+export function withoutEnginePaths(tree: Map<string, TreeEntry>, mine: Map<string, TreeEntry> = tree): Map<string, TreeEntry> {
   const out = new Map<string, TreeEntry>();
   for (const [p, e] of tree) {
     if (ENGINE_PATHS.some((x) => p === x || p.startsWith(x + '/'))) continue;
