@@ -2,8 +2,7 @@
  * `save`, the archive's metadata files, from the finished plan: `oci-layout` and `index.json`
  * (one entry per name, `io.containerd.image.name` and `org.opencontainers.image.ref.name` = the
  * full name) for OCI archives; Docker `manifest.json` (one entry per image config, listing every
- * RepoTag) and `repositories` (tag -> top layer diffID) for Docker archives — in oci+docker,
- * without the images whose layers are zstd (`dockerSkip`), and not at all when that leaves none. Also the
+ * RepoTag) and `repositories` (tag -> top layer diffID) for Docker archives. Also the
  * `SavedImage` summary per name. Everything is sorted, so the bytes depend on the content only.
  */
 import { Descriptor, Annotation } from '../images/types';
@@ -31,13 +30,9 @@ type DockerEntry = { Config: string; RepoTags: string[]; Layers: string[] };
  * go on index.json itself (OCI archives only).
  */
 export function archiveMetadata(
-  named: Named[], roots: Map<string, RootPlan>,
-  opts: { withOci: boolean; withDocker: boolean; dockerSkip?: Set<string>; indexAnnotations?: Record<string, string> },
+  named: Named[], roots: Map<string, RootPlan>, opts: { withOci: boolean; withDocker: boolean; indexAnnotations?: Record<string, string> },
 ): ArchiveMetadata {
-  const { withOci } = opts;
-  // Roots left out of manifest.json (oci+docker, zstd: see export-plan); none left -> no manifest.json.
-  const skip = opts.dockerSkip ?? new Set<string>();
-  const withDocker = opts.withDocker && (!withOci || named.some((n) => !skip.has(n.rec.target.digest)));
+  const { withOci, withDocker } = opts;
   const files: Array<{ name: string; data: Buffer }> = [];
   const images: SavedImage[] = [];
   const dockerEntries: DockerEntry[] = [];
@@ -48,7 +43,6 @@ export function archiveMetadata(
     const rp = roots.get(n.rec.target.digest)!;
     const main = rp.kept.find((k) => !k.info.attestation)!;
     const final = withOci ? rp.finalRoot! : main.finalDesc;
-    const inDocker = withDocker && !skip.has(n.rec.target.digest);
     images.push({
       name: n.name,
       requested: n.requested,
@@ -58,7 +52,7 @@ export function archiveMetadata(
       storeDigest: rp.root.digest,
       platforms: rp.kept.filter((k) => !k.info.attestation && k.info.platform).map((k) => formatPlatform(k.info.platform!)),
       leftOut: [...new Set(rp.leftOut)].sort(),
-      dockerManifest: inDocker ? main.finalDesc.digest : undefined,
+      dockerManifest: withDocker ? main.finalDesc.digest : undefined,
     });
     if (withOci) {
       indexEntries.push({
@@ -66,7 +60,7 @@ export function archiveMetadata(
         annotations: { [Annotation.CONTAINERD_NAME]: n.name, [Annotation.REF_NAME]: n.name },
       });
     }
-    if (inDocker) {
+    if (withDocker) {
       const cfg = main.config.digest;
       let e = dockerByConfig.get(cfg);
       if (!e) {

@@ -208,8 +208,8 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
 
   // A delta records which digests it expects the receiver to hold (skipped foreign layers are not expected).
   const expects = [...blobMap.values()].filter((b) => b.omitted && ctx.held.has(b.digest) && ctx.announced.has(b.digest) && !ctx.omit.has(b.digest)).map((b) => b.digest).sort();
-  const dockerSkip = withOci && withDocker ? zstdForDocker(ctx, roots) : new Set<string>();
-  const { images, files } = archiveMetadata(named, roots, { withOci, withDocker, dockerSkip, indexAnnotations: deltaAnnotations(expects) });
+  if (withOci && withDocker) warnZstdForDocker(ctx, roots);
+  const { images, files } = archiveMetadata(named, roots, { withOci, withDocker, indexAnnotations: deltaAnnotations(expects) });
 
   // Blob order: small documents first (a streaming reader learns the structure before
   // any layer arrives), then layers; each group sorted by digest.
@@ -221,32 +221,21 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
 }
 
 /**
- * oci+docker: the roots whose manifest.json entry would name a zstd layer. manifest.json is what
- * Docker-archive readers load, and Docker before 23 cannot read zstd (`docker load` fails with
- * `archive/tar: invalid tar header`, possibly after loading other images): such an image is left
- * out of manifest.json (index.json still holds it for OCI readers), with a warning naming it.
- * When no image is left, no manifest.json is written at all: an empty one would make
- * `docker load` succeed having loaded nothing.
+ * oci+docker: manifest.json is what Docker-archive readers load, and Docker before 23 cannot read
+ * a zstd layer (`docker load` fails with `archive/tar: invalid tar header`, possibly after loading
+ * other images). Such an image stays in manifest.json — podman, skopeo's docker-archive:,
+ * containerd and Docker 23+ read it, and index.json and manifest.json then describe the same
+ * images — but each one is warned about, naming the image and its first zstd layer.
  */
-function zstdForDocker(ctx: PlanContext, roots: Map<string, RootPlan>): Set<string> {
-  const skip = new Set<string>();
-  let kept = 0;
-  for (const [key, rp] of roots) {
+function warnZstdForDocker(ctx: PlanContext, roots: Map<string, RootPlan>): void {
+  for (const rp of roots.values()) {
     const main = rp.kept.find((k) => !k.info.attestation);
     if (!main) continue;
     const z = main.layers.map((d, i) => ({ d, i })).filter((x) => layerCompression(x.d.mediaType) === 'zstd');
-    if (!z.length) {
-      kept++;
-      continue;
-    }
-    skip.add(key);
-    const more = z.length > 1 ? ` (and ${z.length - 1} more zstd layer(s))` : '';
-    ctx.warn(`image ${rp.names.map((n) => n.name).join(', ')} (${platformLabel(main.info.platform)}): left out of manifest.json, so Docker does not load it: layer ${z[0].i + 1} ${z[0].d.digest} is zstd${more}, which Docker before 23 cannot read ("archive/tar: invalid tar header"); index.json still holds it for OCI readers; use --compression gzip for an archive Docker can load`);
+    if (!z.length) continue;
+    const more = z.length > 1 ? ` (and ${z.length - 1} more)` : '';
+    ctx.warn(`image ${rp.names.map((n) => n.name).join(', ')} (${platformLabel(main.info.platform)}): manifest.json names zstd layer ${z[0].i + 1} ${z[0].d.digest}${more}, which Docker before 23 cannot load ("archive/tar: invalid tar header"); podman, skopeo, containerd and Docker 23+ can; use --compression gzip for an archive Docker 20.10 loads`);
   }
-  if (skip.size && !kept) {
-    ctx.warn('no manifest.json written: every image has zstd layers, so the archive is an OCI layout only, which Docker before 25 cannot load; use --compression gzip for an archive Docker can load');
-  }
-  return skip;
 }
 
 /** Everything that cannot be produced, then every other problem, as one error each. */

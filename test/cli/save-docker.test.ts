@@ -48,10 +48,13 @@ describe('imgtool save: Docker-readable archives (CLI)', () => {
     expect(fs.existsSync(out('a.tar'))).toBe(false);
   });
 
-  it('the default format warns that a zstd image is left out of manifest.json, naming image and layer', async () => {
+  it('the default format warns that Docker before 23 cannot load a zstd image, naming image and layer', async () => {
     const r = await runCli(['save', '-o', out('z.tar'), 'zs:1'], { root });
     expect(r.code).toBe(0);
-    expect(ownStderr(r.stderr)).toMatch(/warning: image docker.io\/library\/zs:1 \(linux\/amd64\): left out of manifest.json, so Docker does not load it: layer 1 sha256:[0-9a-f]{64} is zstd \(and 1 more zstd layer\(s\)\), which Docker before 23 cannot read/);
+    expect(ownStderr(r.stderr)).toMatch(/warning: image docker.io\/library\/zs:1 \(linux\/amd64\): manifest.json names zstd layer 1 sha256:[0-9a-f]{64} \(and 1 more\), which Docker before 23 cannot load \("archive\/tar: invalid tar header"\)/);
+    const v = await runCli(['verify', out('z.tar')], { root });
+    expect(v.code).toBe(0);
+    expect(ownStderr(v.stderr)).toMatch(/warning: zs:1: layer 1\/2 "blobs\/sha256\/[0-9a-f]{64}" in manifest.json is zstd: Docker before 23 cannot load it/);
   });
 
   it('the help says what --format docker prints when layers are re-compressed, and it does so', async () => {

@@ -7,7 +7,7 @@
  *          dir and a rewritten file whose hard link keeps the old content.
  * - two    OCI, gzip: busybox (the same layer blob as one) + another app layer.
  * - multi  OCI index: host (busybox + app) and one other platform (not runnable here).
- * - zst    OCI, zstd: one's first two layers as zstd.
+ * - zst    OCI, zstd: one's first two layers as zstd, and one of its own.
  *
  * The save cases (`SAVE_CASES`) are every `save` format × compression over the sets {one image,
  * two images, multi-platform, a `--platform` subset}, trimmed to what tells something new; what
@@ -152,7 +152,12 @@ export async function buildDockerFixtures(dir: string): Promise<DkFixtures> {
   });
   const multi = buildIndex(blobs, { images: [mHost, mOther] });
   const zst = buildImage(blobs, {
-    layers: [await buildLayer(blobs, busyboxLayer(), { compression: 'zstd' }), await buildLayer(blobs, APP1, { compression: 'zstd' })],
+    // a layer of its own too: Docker skips reading a layer it already holds (same chainID), so
+    // with only one's layers (as zstd) a load after one's would not read any zstd byte
+    layers: [
+      await buildLayer(blobs, busyboxLayer(), { compression: 'zstd' }), await buildLayer(blobs, APP1, { compression: 'zstd' }),
+      await buildLayer(blobs, [{ path: 'app/', type: 'dir', mode: 0o755 }, { path: 'app/zst', content: 'zstd only\n' }], { compression: 'zstd' }),
+    ],
     platform: HOST_STR, format: 'oci', config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'], Labels: { fixture: 'zst' } },
   });
   const named: Array<[DkImage['key'], string, BuiltImage, { target: typeof one | typeof multi }]> = [
