@@ -31,7 +31,7 @@ function cell(peer, format, col) {
   if (format === 'docker' && col === 'zstd-one') return 'refused by imgtool';
   const v = data.table[peer]?.[`${format}-${col}`];
   if (v === undefined) return '—';
-  if (v.startsWith('fails: ')) return `✗${format === 'oci+docker' && /zstd/.test(col) ? ' (imgtool warns)' : ''} \`${v.slice(7)}\``;
+  if (v.startsWith('fails: ')) return `✗${format === 'oci+docker' && /zst/.test(col) ? ' (imgtool warns)' : ''} \`${v.slice(7)}\``;
   const loads = v.replace(/^loads: /, '');
   const named = / \(named localhost\/NAME\)$/.test(loads);
   const keys = loads.replace(/ \(.*\)$/, '').split('+');
