@@ -4,7 +4,8 @@
  * memory), then the same resolution and checks as `load` run: tar well-formed and not
  * truncated, every blob's digest and size, every manifest/config/layer referenced by
  * index.json or manifest.json present, partial indexes reported (an error with strict),
- * unknown media types warned. Every problem is listed, not only the first.
+ * unknown media types warned, manifest.json entries naming zstd layers warned (Docker before 23
+ * cannot load them). Every problem is listed, not only the first.
  *
  * A delta archive (./have: index.json names the digests it expects the receiver to hold) is
  * reported as such: the blobs it leaves out are listed as expected, not as problems; with an
