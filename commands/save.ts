@@ -10,7 +10,7 @@ import { readInventory } from '../src/archive/have';
 
 export default class Save extends ImgtoolCommand<typeof Save> {
   static override summary = 'Save images to one tar archive (OCI layout + Docker manifest.json by default).';
-  static override description = `Every platform whose content is in the store is saved; a complete index is written unchanged. With --platform (or when some platforms are absent) a new index is written and its old -> new digest printed. The whole archive is planned before the first byte is written: a layer that is absent, or wanted in another --compression, is taken from a stored variant, converted from another one, or rebuilt from its snapshot (then its manifest changes and old -> new is printed); if any blob cannot be produced, nothing is written and every missing blob is listed. -o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
+  static override description = `Every platform whose content is in the store is saved; a complete index is written unchanged. With --platform (or when some platforms are absent) a new index is written and its old -> new digest printed. The whole archive is planned before the first byte is written: a layer that is absent, or wanted in another --compression, is taken from a stored variant, converted from another one, or rebuilt from its snapshot (then its manifest changes and old -> new is printed; --format docker has no manifest or index, so no old -> new line is printed for it: its image ID, the config digest, stays and manifest.json names the new layers); if any blob cannot be produced, nothing is written and every missing blob is listed. A Docker archive holds one manifest per image name: --format docker writes the host's platform (or the one --platform names) and warns which it left out; it refuses --all-platforms and zstd. In the default oci+docker, an image with zstd layers is warned about: Docker before 23 cannot load it from manifest.json (podman, skopeo, containerd and Docker 23+ can); --compression gzip makes it loadable. -o FILE writes FILE.tmp-*, fsyncs and renames; -o - writes to stdout (messages then go to stderr).`;
 
   static override examples = [
     '<%= config.bin %> save -o busybox.tar busybox',
@@ -27,7 +27,7 @@ export default class Save extends ImgtoolCommand<typeof Save> {
   static override flags = {
     output: Flags.string({ char: 'o', required: true, description: 'output file, or - for stdout' }),
     platform: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'only this platform (os/arch[/variant]); repeatable', exclusive: ['all-platforms'] }),
-    'all-platforms': Flags.boolean({ default: false, description: 'every platform of each index; an absent one is an error' }),
+    'all-platforms': Flags.boolean({ default: false, description: 'every platform of each index; an absent one is an error (not with --format docker)' }),
     compression: Flags.string({ options: [...SAVE_COMPRESSIONS], default: 'keep', description: 'layer compression in the archive' }),
     format: Flags.string({ options: [...SAVE_FORMATS], default: 'oci+docker', description: 'archive layout' }),
     lease: Flags.string({ description: 'attach the blobs saved (and any produced) to this lease' }),

@@ -91,6 +91,13 @@ function checkOptions(opts: Omit<SaveOptions, 'output'>, refs: string[]): { form
     throw new InvalidArgumentError('Docker archives cannot hold zstd layers (schema2 has no zstd media type): use --format oci or oci+docker');
   }
   if (opts.platforms?.length && opts.allPlatforms) throw new InvalidArgumentError('--platform and --all-platforms are mutually exclusive');
+  if (format === 'docker' && opts.allPlatforms) {
+    throw new InvalidArgumentError('--all-platforms cannot be used with --format docker: a Docker archive holds one manifest per image name, so it cannot hold every platform; use --format oci or oci+docker (its index.json holds them all), or --platform to choose one');
+  }
+  if (format === 'docker' && (opts.platforms?.length ?? 0) > 1) {
+    const list = opts.platforms!.map((p) => formatPlatform(normalizePlatform(p))).join(', ');
+    throw new InvalidArgumentError(`--format docker holds one platform per image (a Docker archive has one manifest per image name), but ${opts.platforms!.length} were asked (${list}); give one --platform, or use --format oci or oci+docker`);
+  }
   if (!refs.length) throw new InvalidArgumentError('no image to save');
   if (format === 'docker' && (opts.have || opts.exclude?.length)) {
     throw new InvalidArgumentError('a delta archive (--have, --exclude) records what it expects on index.json: use --format oci or oci+docker');
@@ -201,6 +208,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
 
   // A delta records which digests it expects the receiver to hold (skipped foreign layers are not expected).
   const expects = [...blobMap.values()].filter((b) => b.omitted && ctx.held.has(b.digest) && ctx.announced.has(b.digest) && !ctx.omit.has(b.digest)).map((b) => b.digest).sort();
+  if (withOci && withDocker) warnZstdForDocker(ctx, roots);
   const { images, files } = archiveMetadata(named, roots, { withOci, withDocker, indexAnnotations: deltaAnnotations(expects) });
 
   // Blob order: small documents first (a streaming reader learns the structure before
@@ -210,6 +218,24 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
   const byDigest = (a: PlannedBlob, b: PlannedBlob) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
   const blobs = [...all.filter(isDoc).sort(byDigest), ...all.filter((b) => !isDoc(b)).sort(byDigest)];
   return { format, compression, images, changes: ctx.changes, blobs, files, expects, warnings };
+}
+
+/**
+ * oci+docker: manifest.json is what Docker-archive readers load, and Docker before 23 cannot read
+ * a zstd layer (`docker load` fails with `archive/tar: invalid tar header`, possibly after loading
+ * other images). Such an image stays in manifest.json — podman, skopeo's docker-archive:,
+ * containerd and Docker 23+ read it, and index.json and manifest.json then describe the same
+ * images — but each one is warned about, naming the image and its first zstd layer.
+ */
+function warnZstdForDocker(ctx: PlanContext, roots: Map<string, RootPlan>): void {
+  for (const rp of roots.values()) {
+    const main = rp.kept.find((k) => !k.info.attestation);
+    if (!main) continue;
+    const z = main.layers.map((d, i) => ({ d, i })).filter((x) => layerCompression(x.d.mediaType) === 'zstd');
+    if (!z.length) continue;
+    const more = z.length > 1 ? ` (and ${z.length - 1} more)` : '';
+    ctx.warn(`image ${rp.names.map((n) => n.name).join(', ')} (${platformLabel(main.info.platform)}): manifest.json names zstd layer ${z[0].i + 1} ${z[0].d.digest}${more}, which Docker before 23 cannot load ("archive/tar: invalid tar header"); podman, skopeo, containerd and Docker 23+ can; use --compression gzip for an archive Docker 20.10 loads`);
+  }
 }
 
 /** Everything that cannot be produced, then every other problem, as one error each. */
@@ -274,8 +300,14 @@ async function planRoot(ctx: PlanContext, rp: RootPlan): Promise<void> {
     return;
   }
   if (!withOci) {
-    // Docker archives hold one manifest per image: the host's, else the first in platform order.
+    // Docker archives hold one manifest per image: the host's, else the first in platform order
+    // (with --platform, the one asked). The others are left out, and said so.
     manifests = [images[0]];
+    const others = images.slice(1).map((m) => platformLabel(m.platform));
+    if (others.length) {
+      rp.leftOut.push(...others);
+      warn(`image ${image}: a Docker archive holds one manifest per image: wrote ${platformLabel(images[0].platform)}, left out ${others.join(', ')} (choose with --platform, or use --format oci or oci+docker for every platform)`);
+    }
   }
 
   for (const m of manifests) {

@@ -100,12 +100,12 @@ export async function resolveArchive(scan: ArchiveScan, readBlob: ReadBlob): Pro
   return out;
 }
 
-function parseDockerManifest(bytes: Buffer): DockerManifestEntry[] {
+export function parseDockerManifest(bytes: Buffer): DockerManifestEntry[] {
   return validateDockerManifestJson(parseDocument(bytes, 'manifest.json'), 'manifest.json');
 }
 
 /** Paths in manifest.json are relative to the archive root. */
-function cleanRef(p: string): string {
+export function cleanRef(p: string): string {
   return p.split('/').filter((x) => x !== '' && x !== '.').join('/');
 }
 

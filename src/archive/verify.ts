@@ -4,7 +4,8 @@
  * memory), then the same resolution and checks as `load` run: tar well-formed and not
  * truncated, every blob's digest and size, every manifest/config/layer referenced by
  * index.json or manifest.json present, partial indexes reported (an error with strict),
- * unknown media types warned. Every problem is listed, not only the first.
+ * unknown media types warned, manifest.json entries naming zstd layers warned (Docker before 23
+ * cannot load them). Every problem is listed, not only the first.
  *
  * A delta archive (./have: index.json names the digests it expects the receiver to hold) is
  * reported as such: the blobs it leaves out are listed as expected, not as problems; with an
@@ -19,7 +20,7 @@ import { namesForImage } from './naming';
 import { ArchiveScan, decodingHashSink, hashSink, scanArchive } from './reader';
 import type { Limits } from '../limits';
 import { checkArchiveImages, CheckResult } from './reader-images';
-import { ArchiveFormat, resolveArchive, ResolvedArchive } from './reader-layout';
+import { ArchiveFormat, cleanRef, parseDockerManifest, resolveArchive, ResolvedArchive } from './reader-layout';
 import { deltaExpects, Inventory } from './have';
 
 export interface ExamineOptions {
@@ -65,6 +66,7 @@ export async function examineArchive(input: ArchiveInputSource, opts: ExamineOpt
     });
     ex.problems.push(...ex.resolved.problems);
     ex.warnings.push(...ex.resolved.warnings);
+    ex.warnings.push(...zstdInDockerManifest(scan));
     ex.expects = deltaExpects(ex.resolved.index.bytes);
     ex.check = await checkArchiveImages(scan, ex.resolved, { strict: opts.strict, expected: ex.expects ? new Set(ex.expects) : undefined });
     ex.problems.push(...ex.check.problems);
@@ -74,6 +76,32 @@ export async function examineArchive(input: ArchiveInputSource, opts: ExamineOpt
     ex.problems.push(e.message, ...e.details);
   }
   return ex;
+}
+
+/**
+ * manifest.json is what Docker-archive readers load; Docker before 23 cannot read a zstd layer
+ * (`docker load` fails with `archive/tar: invalid tar header`). The archive is valid (imgtool,
+ * podman, containerd and newer Docker read it), so each such layer is a warning naming the
+ * image and the layer, not a problem.
+ */
+function zstdInDockerManifest(scan: ArchiveScan): string[] {
+  const doc = scan.docs.get('manifest.json');
+  if (!doc) return [];
+  let entries;
+  try {
+    entries = parseDockerManifest(doc);
+  } catch {
+    return []; // reported by resolveArchive
+  }
+  const out: string[] = [];
+  entries.forEach((e, i) => {
+    const label = e.RepoTags?.length ? e.RepoTags.join(', ') : `manifest.json entry ${i}`;
+    e.Layers.forEach((p, j) => {
+      if (scan.files.get(cleanRef(p))?.compression !== 'zstd') return;
+      out.push(`${label}: layer ${j + 1}/${e.Layers.length} ${JSON.stringify(p)} in manifest.json is zstd: Docker before 23 cannot load it ("archive/tar: invalid tar header"); save with --compression gzip for Docker`);
+    });
+  });
+  return out;
 }
 
 export interface VerifiedImage {

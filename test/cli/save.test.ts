@@ -137,7 +137,8 @@ describe('imgtool save (CLI)', () => {
 
   it('--compression zstd converts layers (stored as variants) and prints old -> new manifest digests', async () => {
     const r = await runCli(['save', '-o', out('zs.tar'), '--compression', 'zstd', '--platform', 'linux/amd64', 'multi:1'], { root });
-    expect(ownStderr(r.stderr)).toBe('');
+    // the only warnings: Docker cannot load zstd, so manifest.json is left out (test/cli/save-docker.test.ts)
+    expect(ownStderr(r.stderr).split('\n').filter((l) => l && !/manifest\.json/.test(l))).toEqual([]);
     expect(r.code).toBe(0);
     const m = /manifest linux\/amd64 (sha256:[0-9a-f]{64}) -> (sha256:[0-9a-f]{64})/.exec(r.stdout);
     expect(m).not.toBeNull();
