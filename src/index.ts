@@ -7,7 +7,7 @@
  * are `ImgtoolError` subclasses with a stable `code` and one line naming image, layer and digest.
  * See the README's "Library" section and examples/library.ts.
  *
- * Not here: the image/fixture builder (`imgtool/builder`), the CLI plumbing (src/cli: oclif base
+ * Not here: the image/fixture builder (`imgtool/builder`), the CLI plumbing (src/cli: the command layer, base
  * command, progress bars, tables — commands only) and internals (tar parsing, archive readers,
  * per-concept stores), which tests import from their modules.
  * One line (or one value + one type line) per module, so module moves only change paths here.
