@@ -6,6 +6,7 @@ import { CompressStream } from 'zstd-napi';
 import * as zstdBinding from 'zstd-napi/binding';
 import { Compression } from '../images/mediatypes';
 import { InvalidArchiveError, InvalidArgumentError } from '../errors';
+import { defineZstdDecoder } from './zstd-decoder';
 
 export type { Compression };
 
@@ -130,76 +131,12 @@ export function decompressStream(c: Compression): Transform {
 export const ZSTD_WINDOW_LOG_MAX = 27;
 
 /**
- * Streaming zstd decoder that honours backpressure. zstd-napi's DecompressStream decodes
- * each input chunk to its end and pushes every output buffer at once, so a 19 KB frame of
- * zeros queues 512 MiB. This one decodes one output buffer (`dStreamOutSize`, 128 KiB) at
- * a time and, when `push()` says the reader is full, stops until `_read()` asks for more.
+ * Streaming zstd decoder that honours backpressure and caps the window (see zstd-decoder.ts,
+ * whose factory the transcoding worker evaluates too).
  */
-export class ZstdDecompressStream extends Transform {
-  private readonly dctx = new zstdBinding.DCtx();
-  private src: Buffer | undefined;
-  private cb: ((err?: Error | null) => void) | undefined;
-  private inFrame = false;
-  private waiting = false;
-
-  constructor() {
-    super({ readableHighWaterMark: 1024 * 1024 });
-    this.dctx.setParameter(zstdBinding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.src = chunk;
-    this.cb = cb;
-    this.step();
-  }
-
-  override _read(size: number): void {
-    if (this.waiting) {
-      this.waiting = false;
-      this.step();
-    } else {
-      super._read(size);
-    }
-  }
-
-  override _flush(cb: (err?: Error | null) => void): void {
-    if (this.inFrame) return cb(new CodecError('zstd stream is truncated (it ends in the middle of a frame)'));
-    cb();
-  }
-
-  private done(err?: Error): void {
-    const cb = this.cb!;
-    this.cb = undefined;
-    this.src = undefined;
-    cb(err);
-  }
-
-  private step(): void {
-    const out = zstdBinding.dStreamOutSize();
-    for (;;) {
-      const src = this.src!;
-      const dst = Buffer.allocUnsafe(out);
-      let ret: number;
-      let produced: number;
-      let consumed: number;
-      try {
-        [ret, produced, consumed] = this.dctx.decompressStream(dst, src);
-      } catch (e) {
-        return this.done(zstdError(e as Error));
-      }
-      this.src = src.subarray(consumed);
-      // More output may be pending inside zstd while the output buffer came back full.
-      const finished = this.src.length === 0 && (produced < dst.length || ret === 0);
-      if (finished) this.inFrame = ret !== 0;
-      const more = produced > 0 ? this.push(dst.subarray(0, produced)) : true;
-      if (finished) return this.done();
-      if (!more) {
-        this.waiting = true;
-        return;
-      }
-    }
-  }
-}
+export const ZstdDecompressStream = defineZstdDecoder(Transform, zstdBinding, ZSTD_WINDOW_LOG_MAX, (e) =>
+  typeof e === 'string' ? new CodecError(e) : zstdError(e),
+);
 
 /** A decoding failure of a compressed stream; whoever knows what the stream is prefixes that. */
 export class CodecError extends InvalidArchiveError {}

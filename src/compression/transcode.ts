@@ -6,7 +6,9 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Store } from '../store';
 import { Digest } from '../digest';
 import { ImgtoolError } from '../errors';
-import { Compression, effectiveLevel, zstdParams, GZIP_OS_BYTE } from './codecs';
+import { Compression, effectiveLevel, zstdParams, GZIP_OS_BYTE, ZSTD_WINDOW_LOG_MAX, describeCodecError } from './codecs';
+import { defineZstdDecoder } from './zstd-decoder';
+import { decodeBoundExceeded, decodeBoundError, LIMIT_FLAGS, Limits, RATIO_FLOOR, resolveLimits } from '../limits';
 import { tempOwnerTag } from '../leases/process';
 import { cancelSignal, cancelledError } from '../cancel';
 
@@ -32,9 +34,12 @@ import { cancelSignal, cancelledError } from '../cancel';
  * file, and the caller settles only when both threads have exited.
  *
  * The workers are plain JavaScript evaluated from strings so they run the same from `dist/`
- * and under ts-jest; they only need node built-ins and zstd-napi.
+ * and under ts-jest; they only need node built-ins and zstd-napi. The decoder thread decodes
+ * zstd with the same backpressure-honouring, window-capped class as the rest of imgtool and
+ * bounds the decoded size as unpack does (src/limits): both are built from the source of
+ * self-contained functions (`defineZstdDecoder`, `decodeBoundExceeded`), not copies.
  */
-export const DECODER_SOURCE = String.raw`
+const DECODER_BODY = String.raw`
 const { parentPort, workerData: w } = require('node:worker_threads');
 const fs = require('node:fs');
 const zlib = require('node:zlib');
@@ -74,7 +79,10 @@ function stop(e) {
     cb(null, c);
   } }));
   if (w.inC === 'gzip') stages.push(zlib.createGunzip({ chunkSize: w.chunk }));
-  else if (w.inC === 'zstd') stages.push(new (require(w.zstdPath).DecompressStream)());
+  else if (w.inC === 'zstd') {
+    const ZstdDecoder = defineZstdDecoder(Transform, require(w.zstdBindingPath), w.windowLogMax, (e) => (typeof e === 'string' ? new Error(e) : e));
+    stages.push(new ZstdDecoder());
+  }
   const tarHash = crypto.createHash('sha256');
   let tarSize = 0;
   const take = () => free.pop() || new ArrayBuffer(w.batch);
@@ -90,6 +98,13 @@ function stop(e) {
   stages.push(new Writable({
     highWaterMark: 1 << 20,
     write(c, _e, cb) {
+      const over = w.bound && decodeBoundExceeded(tarSize + c.length, w.srcSize, w.bound.max, w.bound.ratio, w.bound.floor);
+      if (over) {
+        const e = new Error('decode bound');
+        e.code = 'LIMIT';
+        e.bound = { kind: over, n: tarSize + c.length };
+        return cb(e);
+      }
       tarHash.update(c);
       tarSize += c.length;
       let off = 0;
@@ -123,9 +138,12 @@ function stop(e) {
 })().catch((e) => {
   if (!stopped) port.postMessage({ type: 'abort' });
   port.close();
-  parentPort.postMessage({ type: 'error', message: String(e && e.message || e), code: e && e.code });
+  parentPort.postMessage({ type: 'error', message: String(e && e.message || e), code: e && e.code, bound: e && e.bound });
 });
 `;
+
+/** The decoder thread's source: its two shared helpers, then its body. */
+export const DECODER_SOURCE = `const defineZstdDecoder = ${String(defineZstdDecoder)};\nconst decodeBoundExceeded = ${String(decodeBoundExceeded)};\n${DECODER_BODY}`;
 
 export const ENCODER_SOURCE = String.raw`
 const { parentPort, workerData: w } = require('node:worker_threads');
@@ -306,7 +324,19 @@ export class TranscodeError extends ImgtoolError {
   }
 }
 
-interface WorkerMessage { type: string; n?: number; message?: string; code?: string; stopped?: boolean; [k: string]: unknown }
+interface WorkerMessage {
+  type: string; n?: number; message?: string; code?: string; stopped?: boolean;
+  bound?: { kind: 'size' | 'ratio'; n: number };
+  [k: string]: unknown;
+}
+
+/** How the decoding is bounded and named in messages. */
+export interface DecodeOptions {
+  /** "image X layer 1/2 (sha256:…): converting …", prefixed to a limit's message. */
+  what?: string;
+  /** Hostile-input limits (src/limits; defaults when absent): the per-layer cap and the ratio. */
+  limits?: Partial<Limits>;
+}
 
 /**
  * Transcode the stored blob `src` from `inC` to `outC` in two worker threads (see above). The
@@ -314,18 +344,22 @@ interface WorkerMessage { type: string; n?: number; message?: string; code?: str
  */
 export async function transcodeInWorker(
   store: Store, src: Digest, inC: Compression, outC: Compression, level: number | undefined, onProgress?: (n: number) => void,
+  decode: DecodeOptions = {},
 ): Promise<TranscodeResult> {
   const release = await slot();
   try {
-    return await transcode(store, src, inC, outC, level, onProgress);
+    return await transcode(store, src, inC, outC, level, onProgress, decode);
   } finally {
     release();
   }
 }
 
 function transcode(
-  store: Store, src: Digest, inC: Compression, outC: Compression, level: number | undefined, onProgress?: (n: number) => void,
+  store: Store, src: Digest, inC: Compression, outC: Compression, level: number | undefined, onProgress: ((n: number) => void) | undefined,
+  decode: DecodeOptions,
 ): Promise<TranscodeResult> {
+  const limits = resolveLimits(decode.limits);
+  const srcSize = store.content.info(src)?.size ?? 0;
   fs.mkdirSync(store.content.ingestDir, { recursive: true });
   const tmp = path.join(store.content.ingestDir, `${tempOwnerTag()}-${crypto.randomBytes(8).toString('hex')}`);
   const lv = effectiveLevel(outC, level);
@@ -333,7 +367,11 @@ function transcode(
   const zstdPath = require.resolve('zstd-napi');
   const decoder = new Worker(DECODER_SOURCE, {
     eval: true, transferList: [port1],
-    workerData: { src: store.content.blobPath(src), inC, zstdPath, port: port1, batch: BATCH_BYTES, credits: BATCH_CREDITS, chunk: BATCH_BYTES },
+    workerData: {
+      src: store.content.blobPath(src), srcSize, inC, zstdBindingPath: require.resolve('zstd-napi/binding'), windowLogMax: ZSTD_WINDOW_LOG_MAX,
+      bound: { max: limits.layerSize, ratio: limits.ratio, floor: RATIO_FLOOR },
+      port: port1, batch: BATCH_BYTES, credits: BATCH_CREDITS, chunk: BATCH_BYTES,
+    },
   });
   const encoder = new Worker(ENCODER_SOURCE, {
     eval: true, transferList: [port2],
@@ -374,7 +412,11 @@ function transcode(
       else if (m.type === 'done') dec = m;
       else if (m.type === 'error' && !failure) {
         if (ioError(m)) fail(new ImgtoolError('INTERNAL', `transcoding ${src}: reading it: ${m.message}`));
-        else if (m.message !== 'the encoder stopped' && m.message !== 'aborted') fail(new TranscodeError(`decoding ${src} as ${inC}: ${m.message}`, m.code));
+        else if (m.code === 'LIMIT' && m.bound) {
+          fail(decodeBoundError(m.bound.kind, decode.what ?? `blob ${src}`, m.bound.n, srcSize, limits.layerSize, LIMIT_FLAGS.layerSize, limits.ratio));
+        } else if (m.message !== 'the encoder stopped' && m.message !== 'aborted') {
+          fail(new TranscodeError(`decoding ${src} as ${inC}: ${describeCodecError(inC, m)}`, m.code));
+        }
       }
     });
     encoder.on('message', (m: WorkerMessage) => {

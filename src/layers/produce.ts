@@ -10,6 +10,7 @@ import { Variant } from '../compression/variants';
 import type * as SnapshotOps from '../snapshots/ops';
 import type * as Transcode from '../compression/transcode';
 import { proveVariant } from './prove';
+import { DecodeBound, LIMIT_FLAGS, Limits, resolveLimits } from '../limits';
 import * as fs from 'node:fs';
 
 // Loaded on first use, not at start-up: a rebuild needs the snapshot code (tar apply, the GC
@@ -49,6 +50,12 @@ export interface EnsureLayerOptions {
   mediaType?: string;
   /** Attach the blob returned, and every blob read to make it, to this holder. */
   lease?: ResourceHolder;
+  /**
+   * Hostile-input limits for decoding a stored blob to convert it (src/limits: the per-layer
+   * decompressed cap and the ratio to the blob's size; defaults when absent). A blob loaded with
+   * `--no-unpack` was never decoded, so a conversion is where a bomb is met first.
+   */
+  limits?: Partial<Limits>;
   /** Warnings, and a task per conversion. */
   progress?: Progress;
   /** Label of the progress task (e.g. `layer 2/5 sha256:abcd…`). */
@@ -263,7 +270,7 @@ async function convertBlob(
   const { WORKER_MIN_BYTES, transcodeInWorker } = transcode();
   if (src.size >= WORKER_MIN_BYTES && !process.env.IMGTOOL_TRANSCODE_INPROCESS) {
     if (!fs.existsSync(store.content.blobPath(src.digest))) return undefined;
-    const r = await transcodeInWorker(store, src.digest, src.compression, outC, level, (n) => task?.update(n));
+    const r = await transcodeInWorker(store, src.digest, src.compression, outC, level, (n) => task?.update(n), { what, limits: opts.limits });
     // The source was hashed in the same pass: a stored file that is not its digest proves nothing.
     if (r.srcDigest !== src.digest || r.srcSize !== src.size) {
       await fs.promises.rm(r.tmp, { force: true });
@@ -287,7 +294,7 @@ async function convertBlob(
   } catch {
     return undefined;
   }
-  return produce(store, input, src.compression, diffId, outC, level, opts, task, what);
+  return produce(store, input, src.compression, diffId, outC, level, opts, task, what, src.size);
 }
 
 function isCodecError(e: unknown): boolean {
@@ -355,12 +362,15 @@ class Counter extends Transform {
  */
 async function produce(
   store: Store, input: Readable, inC: Compression, diffId: Digest, outC: Compression, level: number | undefined,
-  opts: EnsureLayerOptions, task: ProgressTask | undefined, what: string,
+  opts: EnsureLayerOptions, task: ProgressTask | undefined, what: string, compressedSize?: number,
 ): Promise<BlobInfo> {
   const w = store.content.writer({ lease: opts.lease, what, digest: outC === 'none' ? diffId : undefined });
   const stages: NodeJS.ReadWriteStream[] = [];
   if (task) stages.push(new Counter(task));
-  if (inC !== 'none') stages.push(decompressStream(inC));
+  if (inC !== 'none') {
+    const l = resolveLimits(opts.limits);
+    stages.push(decompressStream(inC), new DecodeBound({ what, max: l.layerSize, maxFlag: LIMIT_FLAGS.layerSize, ratio: l.ratio, compressed: () => compressedSize ?? 0 }));
+  }
   let tar: DigestStream | undefined;
   if (outC !== 'none') {
     tar = new DigestStream({ highWaterMark: 1024 * 1024 });

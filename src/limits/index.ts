@@ -122,3 +122,21 @@ export class DecodeBound extends Transform {
     cb(null, chunk);
   }
 }
+
+/**
+ * Which bound `n` decoded bytes from `compressed` input bytes exceed, if any: the absolute
+ * cap `max`, or `ratio` times the compressed size once past `floor`. Self-contained (no free
+ * variables): the transcoding decoder thread evaluates its source (see compression/transcode.ts).
+ */
+export function decodeBoundExceeded(n: number, compressed: number, max: number, ratio: number, floor: number): 'size' | 'ratio' | null {
+  if (n > max) return 'size';
+  if (n > floor && n > Math.max(1, compressed) * ratio) return 'ratio';
+  return null;
+}
+
+/** The error for a bound `decodeBoundExceeded` reported (what: "image X layer 1/2 (sha256:…)", or ''). */
+export function decodeBoundError(kind: 'size' | 'ratio', what: string, n: number, compressed: number, max: number, maxFlag: string, ratio: number): LimitExceededError {
+  const w = what ? `${what}: ` : '';
+  if (kind === 'size') return new LimitExceededError(`${w}decompresses to more than ${fmtLimit(max)} (limit ${maxFlag}); refusing it`);
+  return new LimitExceededError(`${w}${Math.max(1, compressed)} compressed bytes decompress to more than ${ratio} times that (${n} bytes so far; limit ${LIMIT_FLAGS.ratio}); refusing it as a decompression bomb`);
+}
