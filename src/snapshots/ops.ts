@@ -46,8 +46,8 @@ export interface ImageLayers {
  * host's) and its layers with diffIDs and chainIDs. A single-manifest image is used
  * whatever its platform unless `platform` is given.
  */
-export async function resolveImageLayers(store: Store, ref: string, platform?: string): Promise<ImageLayers> {
-  const rec = store.images.resolve(ref);
+export async function resolveImageLayers(store: Store, ref: string, platform?: string, target?: Descriptor): Promise<ImageLayers> {
+  const rec = target ? { name: ref, target } : store.images.resolve(ref);
   const want = platform ? parsePlatform(platform) : hostPlatform();
   const filter = platform !== undefined || isIndexType(rec.target.mediaType);
   const w = await walkImage(contentSource(store.content), rec.target, { platforms: filter ? exactMatcher([want]) : undefined });
@@ -214,6 +214,8 @@ export interface UnpackOptions {
   progress?: Progress;
   /** Hostile-input limits (`--max-layer-size`, `--max-ratio`, `--max-entries`). */
   limits?: Partial<Limits>;
+  /** Unpack this (not yet registered) image, `ref` being its name for messages (load). */
+  target?: Descriptor;
 }
 
 export interface UnpackedLayer {
@@ -248,7 +250,7 @@ export interface UnpackResult {
 export async function unpackImage(store: Store, ref: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const snaps = store.snapshots;
   const progress = opts.progress ?? silentProgress;
-  const img = await resolveImageLayers(store, ref, opts.platform);
+  const img = await resolveImageLayers(store, ref, opts.platform, opts.target);
   const proofs: Array<Parameters<Store['variants']['recordProof']>[0]> = [];
   const result: UnpackResult = {
     image: img.name,
