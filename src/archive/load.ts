@@ -127,7 +127,7 @@ export async function unpackThenRegister(
   if (opts.discardLayers && toDiscard.length) {
     const dropCleanup = addCleanup(() => undoNames(store, previous));
     try {
-      for (const d of toDiscard) d.entry.discarded = await discardLayers(store, d.name, { platform: d.platform, lease: opts.lease, progress: opts.progress });
+      for (const d of toDiscard) d.entry.discarded = await discardLayers(store, d.name, { platform: d.platform, lease: opts.lease, progress: opts.progress, limits: opts.limits });
     } catch (e) {
       undoNames(store, previous);
       throw e;

@@ -86,7 +86,7 @@ export function fmtLimit(n: number): string {
 }
 
 export interface DecodeBoundOptions {
-  /** For messages: "image X layer 1/2 (sha256:…)", "archive FILE". */
+  /** For messages: "image X layer 1/2 (sha256:…)", "archive FILE"; '' when the caller prefixes its own. */
   what: string;
   /** Absolute cap and the flag that raises it. */
   max: number;
@@ -111,11 +111,12 @@ export class DecodeBound extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     const n = this.n + chunk.length;
     const o = this.o;
-    if (n > o.max) return cb(new LimitExceededError(`${o.what}: decompresses to more than ${fmtLimit(o.max)} (limit ${o.maxFlag}); refusing it`));
+    const what = o.what ? `${o.what}: ` : '';
+    if (n > o.max) return cb(new LimitExceededError(`${what}decompresses to more than ${fmtLimit(o.max)} (limit ${o.maxFlag}); refusing it`));
     if (n > RATIO_FLOOR) {
       const c = Math.max(1, o.compressed());
       if (n > c * o.ratio) {
-        return cb(new LimitExceededError(`${o.what}: ${c} compressed bytes decompress to more than ${o.ratio} times that (${n} bytes so far; limit ${LIMIT_FLAGS.ratio}); refusing it as a decompression bomb`));
+        return cb(new LimitExceededError(`${what}${c} compressed bytes decompress to more than ${o.ratio} times that (${n} bytes so far; limit ${LIMIT_FLAGS.ratio}); refusing it as a decompression bomb`));
       }
     }
     this.n = n;

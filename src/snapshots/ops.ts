@@ -268,7 +268,7 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
       if (opts.lease && !snaps.attach(l.chainId, opts.lease)) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} was removed while unpacking; retry`);
       if (!store.variants.get(l.desc.digest) && store.content.attachIfPresent(l.desc.digest, opts.lease)) {
         // The snapshot proves nothing about this image's blob: check it once.
-        await checkLayerBlob(store, l.desc, l.diffId, what);
+        await checkLayerBlob(store, l.desc, l.diffId, what, opts.limits);
         const c = layerCompression(l.desc.mediaType);
         if (c) proofs.push({ digest: l.desc.digest, diffId: l.diffId, compression: c, size: l.desc.size, mediaType: l.desc.mediaType });
       }
@@ -310,8 +310,8 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
  * A checking pass over an image's own layer blob: decompress, hash, compare with the
  * diffID its config claims. Throws naming the image, layer, blob and both diffIDs.
  */
-async function checkLayerBlob(store: Store, desc: Descriptor, diffId: string, what: string): Promise<void> {
-  const got = await hashDecompressed(store, desc.digest, what);
+async function checkLayerBlob(store: Store, desc: Descriptor, diffId: string, what: string, limits?: Partial<Limits>): Promise<void> {
+  const got = await hashDecompressed(store, desc.digest, what, limits);
   if (got.diffId !== diffId) {
     throw new DigestMismatchError(diffId, got.diffId, `${what}: blob ${desc.digest} does not decompress to the diffID its config claims; uncompressed layer (diffID)`);
   }
@@ -390,6 +390,8 @@ export interface DiscardOptions {
   platform?: string;
   lease?: ResourceHolder;
   progress?: Progress;
+  /** Hostile-input limits for proving a layer blob (src/limits). */
+  limits?: Partial<Limits>;
 }
 
 export interface DiscardedLayer {
@@ -425,7 +427,7 @@ export async function discardLayers(store: Store, ref: string, opts: DiscardOpti
     const actual = d.digest();
     if (actual !== l.diffId) throw new DigestMismatchError(l.diffId, actual, `${what}: rebuild from snapshot ${l.chainId} (blob kept)`);
     // The row kept after the blob goes must be a proof, not the config's claim.
-    if (store.content.has(l.desc.digest)) await proveVariant(store, l.desc.digest, l.diffId, { mediaType: l.desc.mediaType, what });
+    if (store.content.has(l.desc.digest)) await proveVariant(store, l.desc.digest, l.diffId, { mediaType: l.desc.mediaType, what, limits: opts.limits });
   }
   const others = markOthers(store, img.manifestDesc.digest, opts.lease);
   const out = store.meta.write(() => {
