@@ -12,9 +12,15 @@
  *    NUL byte. These are fixed (a filesystem cannot take more).
  *  - JSON documents: `MAX_JSON_SIZE` (src/content).
  *
- * Defaults pass real images: the largest real layers seen are a few GiB to ~30 GiB
- * uncompressed (CUDA, ML frameworks); gzip cannot exceed ~1032:1, and real zstd layers of
- * zero-filled files reach a few thousand to one only past hundreds of MiB.
+ * Defaults pass real images, measured with scripts/measure-limits.js: the largest real
+ * layers are a few GiB to ~30 GiB uncompressed (CUDA, ML frameworks); gzip cannot exceed
+ * ~1032:1 (deflate's ceiling; a zero-filled file reaches 1028:1); zstd stores a block of
+ * zeros in 4 bytes, so a layer holding a zero-filled file (an empty VM disk image) reaches
+ * its ceiling, ~32768:1 (measured 32480:1 for 1 GiB and 8 GiB at level 3), whatever its
+ * size. No ratio below that ceiling tells a bomb from such a layer, so the default ratio is
+ * above it and the absolute caps bound what a layer or archive may cost by default; a lower
+ * `--max-ratio` (e.g. 2000: no gzip layer reaches it) refuses zstd zero-bombs from hosts
+ * that never ship zero-filled layers.
  */
 import { Transform, TransformCallback } from 'node:stream';
 import { InvalidArgumentError, LimitExceededError } from '../errors';
@@ -34,7 +40,7 @@ const GiB = 1024 ** 3;
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   layerSize: 64 * GiB,
   archiveSize: 256 * GiB,
-  ratio: 2000,
+  ratio: 50_000,
   entries: 4_000_000,
 });
 
