@@ -20,6 +20,7 @@ export default class Verify extends ImgtoolCommand<typeof Verify> {
     have: Flags.string({ description: "a delta archive: check that this inventory (imgtool have) lists every blob it expects" }),
     strict: Flags.boolean({ default: false, description: 'an index with absent platforms is an error, and every layer must decompress to its config\'s diffID (decodes each layer)' }),
     'max-archive-size': limitFlags['max-archive-size'],
+    'max-layer-size': limitFlags['max-layer-size'],
     'max-ratio': limitFlags['max-ratio'],
   };
 

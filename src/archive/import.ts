@@ -3,7 +3,7 @@
  * one streaming pass. Every file is ingested as it streams (hashed once, `blobs/sha256/…`
  * verified against its name); references are resolved at the end; every referenced blob is
  * checked present with its declared size; then every name is registered in ONE metadata
- * transaction. A failure registers nothing and keeps nothing it ingested only for this load
+ * transaction (`prepareImport` stops before that: `load` registers after unpacking). A failure registers nothing and keeps nothing it ingested only for this load
  * (blobs that were not in the store before, and that nothing else — an image, another
  * operation's lease — has come to reference meanwhile, are removed). A delta archive (see
  * ./have) has its closure completed from the store: every blob its manifests name must be in
@@ -147,6 +147,34 @@ function problemsError(source: string, problems: string[], delta = false): Error
 
 /** Import an archive (path, `-` for stdin, or a stream) into `store`. See the module comment. */
 export async function importArchive(store: Store, input: ArchiveInputSource, opts: ImportOptions = {}): Promise<ImportResult> {
+  const p = await prepareImport(store, input, opts);
+  try {
+    p.result.previous = registerNames(store, p.registrations, p.needed, { lease: opts.lease });
+  } catch (e) {
+    dropUnretained(store, p.fresh, opts.lease);
+    throw e;
+  }
+  return p.result;
+}
+
+/**
+ * An imported archive whose names are not registered yet: `registerNames(store,
+ * registrations, needed)` does that (load: after unpacking). Until then its content is held by
+ * the caller's lease only. `fresh`: the blobs new to the store in this import.
+ */
+export interface PreparedImport {
+  result: ImportResult;
+  registrations: Array<{ name: string; target: Descriptor }>;
+  /** The closure of every registered name (documents, configs, layers). */
+  needed: Descriptor[];
+  fresh: Set<string>;
+}
+
+/**
+ * Everything `importArchive` does but registering the names. A failure keeps nothing this
+ * import ingested (see the module comment).
+ */
+export async function prepareImport(store: Store, input: ArchiveInputSource, opts: ImportOptions = {}): Promise<PreparedImport> {
   // Refuse bad options before reading a byte.
   if (opts.allPlatforms && opts.platforms?.length) throw new InvalidArgumentError('--platform and --all-platforms are mutually exclusive');
   platformMatcher(opts.platforms);
@@ -163,31 +191,36 @@ export async function importArchive(store: Store, input: ArchiveInputSource, opt
       if (!w.destroyed) w.destroy();
       await w.abort();
     }));
-    if (fresh.size) dropFresh(store, fresh, opts.lease);
+    dropUnretained(store, fresh, opts.lease);
     throw e;
   }
 }
 
 /**
- * After a failed load: remove each blob in `fresh` (new to the store during this load) that
- * nothing else retains — no image, no lease but this load's own — decided by the GC marker
- * under the write lock, the rows forgotten first and the files unlinked after (crash-safe).
+ * Remove each blob of `digests` that nothing else retains — no image, no lease but `lease`
+ * (the caller's own) — decided by the GC marker under the write lock, the rows forgotten
+ * first and the files unlinked after (crash-safe). A failed load drops what it ingested
+ * this way; a load that succeeded drops the files of the archive no image references.
  */
-function dropFresh(store: Store, fresh: Set<string>, lease?: ResourceHolder): void {
+export function dropUnretained(store: Store, digests: Iterable<string>, lease?: ResourceHolder): { count: number; bytes: number } {
+  const candidates = [...digests];
+  if (!candidates.length) return { count: 0, bytes: 0 };
   const others = markOthers(store, '', lease);
-  const dropped: string[] = [];
+  const dropped: Array<{ digest: string; size: number }> = [];
   store.meta.write(() => {
     others.update();
-    for (const d of fresh) {
-      if (others.retainer(d) || !store.content.has(d)) continue;
+    for (const d of candidates) {
+      const info = others.retainer(d) ? undefined : store.content.info(d);
+      if (!info) continue;
       store.content.forgetLocked(d);
-      dropped.push(d);
+      dropped.push({ digest: d, size: info.size });
     }
   });
-  for (const d of dropped) store.content.removeFileIfUnrecorded(d);
+  for (const d of dropped) store.content.removeFileIfUnrecorded(d.digest);
+  return { count: dropped.length, bytes: dropped.reduce((n, d) => n + d.size, 0) };
 }
 
-async function importInto(store: Store, input: ArchiveInputSource, opts: ImportOptions, indexName: string | undefined, fresh: Set<string>, writers: Set<ContentWriter>): Promise<ImportResult> {
+async function importInto(store: Store, input: ArchiveInputSource, opts: ImportOptions, indexName: string | undefined, fresh: Set<string>, writers: Set<ContentWriter>): Promise<PreparedImport> {
   const scan = await scanArchive(input, { sink: storeSink(store.content, opts.lease, fresh, writers), progress: opts.progress, limits: opts.limits });
   const readBlob = async (f: ArchiveFile) => scan.json.get(f.digest) ?? store.content.readBuffer(f.digest);
   const resolved = await resolveArchive(scan, readBlob);
@@ -255,9 +288,7 @@ async function importInto(store: Store, input: ArchiveInputSource, opts: ImportO
     await store.content.ingestBuffer(bytes, { digest: d.digest, size: d.size, lease: opts.lease, what: `${d.mediaType} ${d.digest}` });
     if (!had) fresh.add(d.digest);
   }
-
-  result.previous = registerNames(store, registrations, needed, { lease: opts.lease });
-  return result;
+  return { result, registrations, needed, fresh };
 }
 
 /**

@@ -20,7 +20,7 @@ import {
 import { Progress } from '../progress';
 import { PayloadSink, TarHeader, TarParser, roundUp } from '../tar';
 import { ArchiveInput, ArchiveInputSource, describeInputError, openArchiveInput } from './input';
-import type { Limits } from '../limits';
+import { DecodeBound, LIMIT_FLAGS, Limits, resolveLimits } from '../limits';
 
 /** A regular file of the archive, identified by its content. */
 export interface ArchiveFile {
@@ -60,59 +60,71 @@ export interface BlobTarget {
  * As `hashSink`, and also hashes the decompressed bytes of every gzip or zstd file (any file
  * may turn out to be a layer once the manifests are read), so that `verify --strict` can
  * check each layer against its config's diffID in the same single pass. Decoding streams:
- * memory stays flat whatever a file decompresses to.
+ * memory stays flat whatever a file decompresses to; what it decompresses to is bounded as
+ * a layer is in unpack (src/limits: `--max-layer-size`, `--max-ratio` to the file's size),
+ * a file past the bound being reported as not decoding (decoding stops there).
  */
-export const decodingHashSink: BlobSink = {
-  begin(entry) {
-    const inner = hashSink.begin(entry);
-    let dec: NodeJS.ReadWriteStream | undefined;
-    let decoded: Digester | undefined;
-    let error: string | undefined;
-    let ended: Promise<void> | undefined;
-    let head: Buffer | undefined;
-    const start = (first: Buffer) => {
-      const c = detectCompression(first);
-      if (c === 'none') return;
-      decoded = new Digester();
-      const d = decompressStream(c);
-      d.on('data', (b: Buffer) => decoded!.update(b));
-      ended = new Promise<void>((resolve) => {
-        d.on('end', () => resolve());
-        d.on('error', (e: Error) => {
-          error = error ?? `does not decompress: ${describeCodecError(c, e)}`;
-          resolve();
+export function decodingHashSink(limits?: Partial<Limits>): BlobSink {
+  const l = resolveLimits(limits);
+  return {
+    begin(entry) {
+      const inner = hashSink.begin(entry);
+      let dec: NodeJS.ReadWriteStream | undefined;
+      let decoded: Digester | undefined;
+      let error: string | undefined;
+      let ended: Promise<void> | undefined;
+      let head: Buffer | undefined;
+      const start = (first: Buffer) => {
+        const c = detectCompression(first);
+        if (c === 'none') return;
+        decoded = new Digester();
+        const d = decompressStream(c);
+        const bound = new DecodeBound({ what: '', max: l.layerSize, maxFlag: LIMIT_FLAGS.layerSize, ratio: l.ratio, compressed: () => entry.size });
+        bound.on('data', (b: Buffer) => decoded!.update(b));
+        ended = new Promise<void>((resolve) => {
+          bound.on('end', () => resolve());
+          d.on('error', (e: Error) => {
+            error = error ?? `does not decompress: ${describeCodecError(c, e)}`;
+            resolve();
+          });
+          bound.on('error', (e: Error) => {
+            error = error ?? e.message;
+            (d as unknown as { destroy(): void }).destroy();
+            resolve();
+          });
         });
-      });
-      dec = d;
-    };
-    return {
-      write(chunk, done) {
-        inner.write(chunk);
-        if (!head) {
-          head = Buffer.from(chunk.subarray(0, 4));
-          start(head);
-        }
-        if (!dec || error) {
-          done?.();
-          return true;
-        }
-        return dec.write(chunk, () => done?.());
-      },
-      drained: () => (dec && !error ? new Promise<void>((r) => { dec!.once('drain', r); ended!.then(r); }) : Promise.resolve()),
-      async finish() {
-        const info = await inner.finish();
-        if (!dec) return info;
-        dec.end();
-        await ended;
-        return { ...info, decoded: error ? { error } : { digest: decoded!.digest() } };
-      },
-      async abort() {
-        (dec as unknown as { destroy?: () => void } | undefined)?.destroy?.();
-        await inner.abort();
-      },
-    };
-  },
-};
+        d.pipe(bound);
+        dec = d;
+      };
+      return {
+        write(chunk, done) {
+          inner.write(chunk);
+          if (!head) {
+            head = Buffer.from(chunk.subarray(0, 4));
+            start(head);
+          }
+          if (!dec || error) {
+            done?.();
+            return true;
+          }
+          return dec.write(chunk, () => done?.());
+        },
+        drained: () => (dec && !error ? new Promise<void>((r) => { dec!.once('drain', r); ended!.then(r); }) : Promise.resolve()),
+        async finish() {
+          const info = await inner.finish();
+          if (!dec) return info;
+          if (!error) dec.end();
+          await ended;
+          return { ...info, decoded: error ? { error } : { digest: decoded!.digest() } };
+        },
+        async abort() {
+          (dec as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+          await inner.abort();
+        },
+      };
+    },
+  };
+}
 
 /** Hashes and checks each file without storing it (verify, ls-archive). */
 export const hashSink: BlobSink = {

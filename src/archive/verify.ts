@@ -27,7 +27,8 @@ export interface ExamineOptions {
   strict?: boolean;
   /**
    * Check that each layer decompresses to its config's diffID (decodes every gzip/zstd file
-   * while streaming). `imgtool verify --strict` turns it on.
+   * while streaming, bounded by `limits`: --max-layer-size, --max-ratio). `imgtool verify
+   * --strict` turns it on.
    */
   diffIds?: boolean;
   progress?: Progress;
@@ -54,7 +55,7 @@ export async function examineArchive(input: ArchiveInputSource, opts: ExamineOpt
   const source = typeof input === 'string' ? (input === '-' ? 'stdin' : input) : 'input';
   const ex: ArchiveExamination = { source, problems: [], warnings: [] };
   try {
-    ex.scan = await scanArchive(input, { sink: opts.diffIds ? decodingHashSink : hashSink, progress: opts.progress, collectProblems: true, limits: opts.limits });
+    ex.scan = await scanArchive(input, { sink: opts.diffIds ? decodingHashSink(opts.limits) : hashSink, progress: opts.progress, collectProblems: true, limits: opts.limits });
     ex.source = ex.scan.label;
     ex.problems.push(...ex.scan.problems);
     ex.warnings.push(...ex.scan.warnings);

@@ -7,6 +7,7 @@ import { isLayerType } from '../images/mediatypes';
 import { ImageConfig } from '../images/types';
 import { Marker, chainIds } from './mark';
 import { snapshotFiles } from './snapshot-files';
+import { removeTree } from '../tar';
 import { tempEntryAbandoned, treeSize } from './prune';
 import { HashedBlob, hashStoredFile, judgeLayerClaims, layerClaims } from './fsck-layers';
 
@@ -187,7 +188,7 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
     if (!tempEntryAbandoned(store, t.path)) continue;
     const pr: FsckProblem = { severity: 'orphan', kind: 'temp', subject: t.path, message: `abandoned temp file of process ${t.pid} (${treeSize(t.path)} bytes)` };
     if (repair) {
-      fs.rmSync(t.path, { recursive: true, force: true });
+      removeTree(t.path);
       pr.repaired = 'removed';
     }
     add(pr);
@@ -225,7 +226,7 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
         db.prepare('DELETE FROM snapshots WHERE chain_id = ?').run(chainId);
         return snaps.moveToTrash(chainId);
       });
-      if (trash) fs.rmSync(trash, { recursive: true, force: true });
+      if (trash) removeTree(trash);
       Object.assign(pr, { repaired: 'snapshot removed', unrecoverable: true });
     }
     add(pr);
@@ -238,7 +239,7 @@ export async function fsck(store: Store, opts: FsckOptions = {}): Promise<FsckRe
         if (d.chainId && db.prepare('SELECT 1 FROM snapshots WHERE chain_id = ?').get(d.chainId)) return undefined;
         return d.chainId ? snaps.moveToTrash(d.chainId) : d.path;
       });
-      if (trash) fs.rmSync(trash, { recursive: true, force: true });
+      if (trash) removeTree(trash);
       pr.repaired = 'removed';
     }
     add(pr);

@@ -5,6 +5,7 @@ import type { ResourceHolder } from '../content';
 import { Marker } from './mark';
 import { LeaseInfo, parseTempOwner, Lease, MultiHolder } from '../leases';
 import { snapshotFiles, SnapshotFiles } from './snapshot-files';
+import { removeTree, walkTree } from '../tar';
 
 export interface PruneOptions {
   /** Also remove snapshots that only images hold (except the only source of a retained layer). */
@@ -134,7 +135,7 @@ export function prune(store: Store, opts: PruneOptions = {}): PruneResult {
         if (t) trash.push(t);
       }
     });
-    for (const t of trash) fs.rmSync(t, { recursive: true, force: true });
+    for (const t of trash) removeTree(t);
     store.content.syncDir();
   }
 
@@ -286,44 +287,27 @@ function unlinkQuiet(p: string): void {
   }
 }
 
-/** Size of a file or directory tree (best effort). */
+/** Bytes of the files in a file or directory tree, walked iteratively at any depth (what vanishes meanwhile counts 0). */
 export function treeSize(p: string): number {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    return 0;
-  }
-  if (!st.isDirectory()) return st.size;
   let n = 0;
-  let names: string[] = [];
   try {
-    names = fs.readdirSync(p);
+    walkTree(p, '', { file: (_f, st) => (n += st.size) });
   } catch {
-    return 0;
+    /* part of it vanished or is unreadable: what was seen */
   }
-  for (const c of names) n += treeSize(path.join(p, c));
   return n;
 }
 
-/** Newest mtime in a file or directory tree; Infinity when part of it vanishes meanwhile (it is being changed). */
+/** Newest mtime in a file or directory tree (iteratively, any depth); Infinity when part of it vanishes meanwhile (it is being changed). */
 function newestMtime(p: string): number {
-  let st: fs.Stats;
+  let n = -Infinity;
+  const see = (_f: Buffer, st: fs.Stats) => (n = Math.max(n, st.mtimeMs));
   try {
-    st = fs.lstatSync(p);
+    walkTree(p, '', { file: see, dir: see });
   } catch {
     return Infinity;
   }
-  let n = st.mtimeMs;
-  if (!st.isDirectory()) return n;
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(p);
-  } catch {
-    return n;
-  }
-  for (const c of names) n = Math.max(n, newestMtime(path.join(p, c)));
-  return n;
+  return n === -Infinity ? Infinity : n; // -Infinity: absent
 }
 
 /**
@@ -348,7 +332,7 @@ function sweepTemp(store: Store, snaps: SnapshotFiles, dryRun: boolean): Array<{
   for (const e of entries) {
     if (!tempEntryAbandoned(store, e.path, now, leases)) continue;
     const size = treeSize(e.path);
-    if (!dryRun) fs.rmSync(e.path, { recursive: true, force: true });
+    if (!dryRun) removeTree(e.path);
     out.push({ path: e.path, size });
   }
   for (const f of store.leases.reapHeartbeats(now, dryRun)) out.push({ path: f, size: 0 });

@@ -3,6 +3,8 @@
  * proof. A claim (an archive config's `rootfs.diff_ids`, a registry's config, a row of a
  * store written before proofs) is believed only after the blob's decompressed bytes were
  * hashed here (or while unpacking / converting, which hash the same bytes on the way).
+ * Decoding is bounded as unpack's is (src/limits: the per-layer decompressed cap and the
+ * ratio to the blob's size): a bomb stops at the first byte past the bound, memory flat.
  */
 import { Transform, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +12,7 @@ import type { Store } from '../store';
 import { Digest, Digester } from '../digest';
 import { DigestMismatchError } from '../errors';
 import { AutoDecompressStream, Compression } from '../compression/codecs';
+import { DecodeBound, LIMIT_FLAGS, Limits, resolveLimits } from '../limits';
 
 export interface DecodedDigest {
   /** sha256 of the decompressed bytes. */
@@ -31,13 +34,18 @@ class HashSink extends Transform {
 
 /**
  * Stream a stored blob (its own digest verified on the way) through the decoder its magic
- * bytes name and hash the output. Memory stays flat whatever the blob decompresses to.
+ * bytes name and hash the output. Memory stays flat whatever the blob decompresses to; the
+ * output is bounded by `limits` (defaults: src/limits), a LimitExceededError naming `what`.
  */
-export async function hashDecompressed(store: Store, digest: Digest, what: string): Promise<DecodedDigest> {
+export async function hashDecompressed(store: Store, digest: Digest, what: string, limits?: Partial<Limits>): Promise<DecodedDigest> {
+  const l = resolveLimits(limits);
   const input = store.content.openRead(digest, { verify: true, what });
+  // The ratio's base: the blob's recorded size (openRead fails for a blob not in the store).
+  const compressed = store.content.info(digest)?.size ?? 0;
   const dec = new AutoDecompressStream();
+  const bound = new DecodeBound({ what, max: l.layerSize, maxFlag: LIMIT_FLAGS.layerSize, ratio: l.ratio, compressed: () => compressed });
   const sink = new HashSink();
-  await pipeline(input, dec, sink);
+  await pipeline(input, dec, bound, sink);
   return { diffId: sink.d.digest(), compression: dec.detected ?? 'none', size: sink.d.size };
 }
 
@@ -46,6 +54,8 @@ export interface ProveOptions {
   mediaType?: string;
   /** Context for messages. */
   what?: string;
+  /** Hostile-input limits for the decoding (src/limits). */
+  limits?: Partial<Limits>;
 }
 
 /**
@@ -61,7 +71,7 @@ export async function proveVariant(store: Store, digest: Digest, diffId: Digest,
     throw new DigestMismatchError(diffId, row.diffId, `${opts.what ?? `blob ${digest}`}: blob ${digest} is proven to decompress to another layer; uncompressed layer (diffID)`);
   }
   const what = opts.what ?? `blob ${digest}`;
-  const got = await hashDecompressed(store, digest, what);
+  const got = await hashDecompressed(store, digest, what, opts.limits);
   if (got.diffId !== diffId) {
     store.variants.dropClaim(digest, diffId);
     throw new DigestMismatchError(diffId, got.diffId, `${what}: blob ${digest} does not decompress to the layer's diffID; uncompressed layer (diffID)`);

@@ -12,9 +12,15 @@
  *    NUL byte. These are fixed (a filesystem cannot take more).
  *  - JSON documents: `MAX_JSON_SIZE` (src/content).
  *
- * Defaults pass real images: the largest real layers seen are a few GiB to ~30 GiB
- * uncompressed (CUDA, ML frameworks); gzip cannot exceed ~1032:1, and real zstd layers of
- * zero-filled files reach a few thousand to one only past hundreds of MiB.
+ * Defaults pass real images, measured with scripts/measure-limits.js: the largest real
+ * layers are a few GiB to ~30 GiB uncompressed (CUDA, ML frameworks); gzip cannot exceed
+ * ~1032:1 (deflate's ceiling; a zero-filled file reaches 1028:1); zstd stores a block of
+ * zeros in 4 bytes, so a layer holding a zero-filled file (an empty VM disk image) reaches
+ * its ceiling, ~32768:1 (measured 32480:1 for 1 GiB and 8 GiB at level 3), whatever its
+ * size. No ratio below that ceiling tells a bomb from such a layer, so the default ratio is
+ * above it and the absolute caps bound what a layer or archive may cost by default; a lower
+ * `--max-ratio` (e.g. 2000: no gzip layer reaches it) refuses zstd zero-bombs from hosts
+ * that never ship zero-filled layers.
  */
 import { Transform, TransformCallback } from 'node:stream';
 import { InvalidArgumentError, LimitExceededError } from '../errors';
@@ -34,7 +40,7 @@ const GiB = 1024 ** 3;
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   layerSize: 64 * GiB,
   archiveSize: 256 * GiB,
-  ratio: 2000,
+  ratio: 50_000,
   entries: 4_000_000,
 });
 
@@ -86,7 +92,7 @@ export function fmtLimit(n: number): string {
 }
 
 export interface DecodeBoundOptions {
-  /** For messages: "image X layer 1/2 (sha256:…)", "archive FILE". */
+  /** For messages: "image X layer 1/2 (sha256:…)", "archive FILE"; '' when the caller prefixes its own. */
   what: string;
   /** Absolute cap and the flag that raises it. */
   max: number;
@@ -111,11 +117,12 @@ export class DecodeBound extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     const n = this.n + chunk.length;
     const o = this.o;
-    if (n > o.max) return cb(new LimitExceededError(`${o.what}: decompresses to more than ${fmtLimit(o.max)} (limit ${o.maxFlag}); refusing it`));
+    const what = o.what ? `${o.what}: ` : '';
+    if (n > o.max) return cb(new LimitExceededError(`${what}decompresses to more than ${fmtLimit(o.max)} (limit ${o.maxFlag}); refusing it`));
     if (n > RATIO_FLOOR) {
       const c = Math.max(1, o.compressed());
       if (n > c * o.ratio) {
-        return cb(new LimitExceededError(`${o.what}: ${c} compressed bytes decompress to more than ${o.ratio} times that (${n} bytes so far; limit ${LIMIT_FLAGS.ratio}); refusing it as a decompression bomb`));
+        return cb(new LimitExceededError(`${what}${c} compressed bytes decompress to more than ${o.ratio} times that (${n} bytes so far; limit ${LIMIT_FLAGS.ratio}); refusing it as a decompression bomb`));
       }
     }
     this.n = n;

@@ -17,11 +17,11 @@
  *    so a later save or push of the image works. At most `jobs` transfers at once; a transfer
  *    cut by the network resumes with `Range` into the same writer (bounded; restarted in a
  *    fresh temp file when the registry does not do ranges).
- * 5. All-or-nothing: the names of every REF are registered in one transaction after all their
- *    content is in (`registerNames`, shared with load), with the blob sources (for mounts); then
- *    the platforms are unpacked (`unpackOrUndo`, shared with load), which puts the names back on
- *    failure. Everything runs under the command's lease: a failed pull leaves only unreferenced
- *    content for prune, never a name.
+ * 5. All-or-nothing: once all content is in, the platforms are unpacked and only then the
+ *    names of every REF are registered, in one transaction, with the blob sources (for
+ *    mounts) — `unpackThenRegister`, shared with load. Everything runs under the command's
+ *    lease: a pull that fails or is killed (SIGKILL) leaves only unreferenced content and
+ *    snapshots for prune, never a name.
  */
 import { finished } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -36,8 +36,8 @@ import { Platform, formatPlatform, hostPlatform, normalizePlatform, parsePlatfor
 import { Progress, silentProgress } from '../progress';
 import { Reference, parseReference, repositoryName } from '../reference';
 import { namesForImage } from '../archive/naming';
-import { registerNames } from '../archive/import';
-import { unpackOrUndo } from '../archive/load';
+import { unpackThenRegister } from '../archive/load';
+import { withCommandLease } from '../leases';
 import type { UnpackResult } from '../snapshots';
 import { RegistryClient, ClientOptions } from './client';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryDoc, parseRegistryDoc } from './docs';
@@ -90,6 +90,8 @@ function checkPlatforms(opts: PullOptions): Platform[] | undefined {
 }
 
 export async function pullImages(store: Store, refs: string[], opts: PullOptions = {}): Promise<PullResult> {
+  // The content must be held until the names are registered (after unpacking).
+  if (!opts.lease) return withCommandLease(store, undefined, (lease) => pullImages(store, refs, { ...opts, lease }));
   if (!refs.length) throw new InvalidArgumentError('no image to pull');
   const wanted = checkPlatforms(opts);
   const jobs = opts.jobs ?? 4;
@@ -119,15 +121,14 @@ export async function pullImages(store: Store, refs: string[], opts: PullOptions
       f.image.names = names;
       for (const n of names) registrations.push({ name: n, target: f.target });
     }
-    const previous = registerNames(store, registrations, fetched.flatMap((f) => [f.target, ...f.needed]), {
-      lease: opts.lease, verb: 'pull',
+    const { unpacked } = await unpackThenRegister(store, {
+      images: fetched.map((f) => f.image),
+      registrations,
+      needed: fetched.flatMap((f) => [f.target, ...f.needed]),
       also: () => {
         for (const f of fetched) recordSources(store, f.domain, f.repo, [f.target, ...f.needed].map((d) => d.digest));
       },
-    });
-    const unpacked = await unpackOrUndo(store, fetched.map((f) => f.image), previous, {
-      unpack: opts.unpack, platforms: opts.platforms, lease: opts.lease, progress, verb: 'pull', warnings,
-    });
+    }, { unpack: opts.unpack, platforms: opts.platforms, lease: opts.lease!, progress, verb: 'pull', warnings });
     return { images: fetched.map((f) => f.image), unpacked, warnings };
   } finally {
     for (const c of clients.values()) c.close();

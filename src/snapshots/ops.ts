@@ -46,8 +46,8 @@ export interface ImageLayers {
  * host's) and its layers with diffIDs and chainIDs. A single-manifest image is used
  * whatever its platform unless `platform` is given.
  */
-export async function resolveImageLayers(store: Store, ref: string, platform?: string): Promise<ImageLayers> {
-  const rec = store.images.resolve(ref);
+export async function resolveImageLayers(store: Store, ref: string, platform?: string, target?: Descriptor): Promise<ImageLayers> {
+  const rec = target ? { name: ref, target } : store.images.resolve(ref);
   const want = platform ? parsePlatform(platform) : hostPlatform();
   const filter = platform !== undefined || isIndexType(rec.target.mediaType);
   const w = await walkImage(contentSource(store.content), rec.target, { platforms: filter ? exactMatcher([want]) : undefined });
@@ -214,6 +214,8 @@ export interface UnpackOptions {
   progress?: Progress;
   /** Hostile-input limits (`--max-layer-size`, `--max-ratio`, `--max-entries`). */
   limits?: Partial<Limits>;
+  /** Unpack this (not yet registered) image, `ref` being its name for messages (load). */
+  target?: Descriptor;
 }
 
 export interface UnpackedLayer {
@@ -248,7 +250,7 @@ export interface UnpackResult {
 export async function unpackImage(store: Store, ref: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const snaps = store.snapshots;
   const progress = opts.progress ?? silentProgress;
-  const img = await resolveImageLayers(store, ref, opts.platform);
+  const img = await resolveImageLayers(store, ref, opts.platform, opts.target);
   const proofs: Array<Parameters<Store['variants']['recordProof']>[0]> = [];
   const result: UnpackResult = {
     image: img.name,
@@ -266,7 +268,7 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
       if (opts.lease && !snaps.attach(l.chainId, opts.lease)) throw new ImgtoolError('PRECONDITION', `${what}: snapshot ${l.chainId} was removed while unpacking; retry`);
       if (!store.variants.get(l.desc.digest) && store.content.attachIfPresent(l.desc.digest, opts.lease)) {
         // The snapshot proves nothing about this image's blob: check it once.
-        await checkLayerBlob(store, l.desc, l.diffId, what);
+        await checkLayerBlob(store, l.desc, l.diffId, what, opts.limits);
         const c = layerCompression(l.desc.mediaType);
         if (c) proofs.push({ digest: l.desc.digest, diffId: l.diffId, compression: c, size: l.desc.size, mediaType: l.desc.mediaType });
       }
@@ -308,8 +310,8 @@ export async function unpackImage(store: Store, ref: string, opts: UnpackOptions
  * A checking pass over an image's own layer blob: decompress, hash, compare with the
  * diffID its config claims. Throws naming the image, layer, blob and both diffIDs.
  */
-async function checkLayerBlob(store: Store, desc: Descriptor, diffId: string, what: string): Promise<void> {
-  const got = await hashDecompressed(store, desc.digest, what);
+async function checkLayerBlob(store: Store, desc: Descriptor, diffId: string, what: string, limits?: Partial<Limits>): Promise<void> {
+  const got = await hashDecompressed(store, desc.digest, what, limits);
   if (got.diffId !== diffId) {
     throw new DigestMismatchError(diffId, got.diffId, `${what}: blob ${desc.digest} does not decompress to the diffID its config claims; uncompressed layer (diffID)`);
   }
@@ -388,6 +390,8 @@ export interface DiscardOptions {
   platform?: string;
   lease?: ResourceHolder;
   progress?: Progress;
+  /** Hostile-input limits for proving a layer blob (src/limits). */
+  limits?: Partial<Limits>;
 }
 
 export interface DiscardedLayer {
@@ -423,7 +427,7 @@ export async function discardLayers(store: Store, ref: string, opts: DiscardOpti
     const actual = d.digest();
     if (actual !== l.diffId) throw new DigestMismatchError(l.diffId, actual, `${what}: rebuild from snapshot ${l.chainId} (blob kept)`);
     // The row kept after the blob goes must be a proof, not the config's claim.
-    if (store.content.has(l.desc.digest)) await proveVariant(store, l.desc.digest, l.diffId, { mediaType: l.desc.mediaType, what });
+    if (store.content.has(l.desc.digest)) await proveVariant(store, l.desc.digest, l.diffId, { mediaType: l.desc.mediaType, what, limits: opts.limits });
   }
   const others = markOthers(store, img.manifestDesc.digest, opts.lease);
   const out = store.meta.write(() => {

@@ -18,7 +18,7 @@ import { Metadata } from '../metadata';
 import { ResourceHolder } from '../content';
 import { ImgtoolError, NotFoundError } from '../errors';
 import { sha256, validateDigest } from '../digest';
-import { tempOwnerTag } from '../leases/process';
+import { parseTempOwner, processVerdict, tempOwnerTag } from '../leases/process';
 import { removeTree, syncTreeFiles } from '../tar/fspath'; // not ../tar: the Store facade loads no tar reader or zlib
 import { syncDir } from '../fsutil';
 
@@ -73,6 +73,29 @@ export class SnapshotStore {
   constructor(root: string, private readonly meta: Metadata) {
     this.dir = path.join(root, 'snapshots');
     this.tmpDir = path.join(this.dir, 'tmp');
+    this.sweepDead();
+  }
+
+  /**
+   * Remove the work directories of processes proved dead (a killed load or unpack), so none
+   * survives the next command. Best effort: a read-only store or a racing sweep is fine.
+   */
+  private sweepDead(): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.tmpDir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const owner = parseTempOwner(n);
+      if (!owner || processVerdict(owner) !== 'dead') continue;
+      try {
+        removeTree(path.join(this.tmpDir, n));
+      } catch {
+        /* prune sweeps it */
+      }
+    }
   }
 
   /** Directory of a committed snapshot. */

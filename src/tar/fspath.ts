@@ -53,38 +53,70 @@ export function fsPath(base: string, rel: string): Buffer {
   return Buffer.concat([Buffer.from(`/proc/self/fd/${fd}/`), Buffer.from(rel, 'latin1')]);
 }
 
+export interface TreeVisitor {
+  /** Every entry that is not a directory (symlinks are not followed). */
+  file?(p: Buffer, st: fs.Stats): void;
+  /** Every directory, before its children. */
+  dir?(p: Buffer, st: fs.Stats): void;
+  /** Every directory, after its children (they may have been removed). */
+  dirDone?(p: Buffer): void;
+}
+
 /**
- * Remove `base/rel` (or `base` itself) and everything under it, iteratively (a layer may
- * nest thousands of directories: recursive removal overflows the stack), through `fsPath`
- * (so long paths work), never following symlinks. Absent: nothing to do.
+ * Walk `base/rel` (or `base` itself) and everything under it, iteratively (a tree may nest
+ * thousands of directories: recursion overflows the stack), never following symlinks, at any
+ * depth: each path handed to a visitor (a Buffer, usable with any fs call) stays under
+ * PATH_MAX, because a directory whose path grows near it is opened and its children reached
+ * through `/proc/self/fd/N/` (a handful of descriptors however deep the tree). Absent: nothing.
  */
-export function removeTree(base: string, rel = ''): void {
+export function walkTree(base: string, rel: string, v: TreeVisitor): void {
+  const top = fsPath(base, rel);
   let st: fs.Stats;
   try {
-    st = fs.lstatSync(fsPath(base, rel));
+    st = fs.lstatSync(top);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw e;
   }
-  if (!st.isDirectory()) {
-    fs.unlinkSync(fsPath(base, rel));
-    return;
-  }
-  const stack: Array<{ rel: string; names?: string[] }> = [{ rel }];
-  while (stack.length) {
-    const top = stack[stack.length - 1];
-    top.names ??= fs.readdirSync(fsPath(base, top.rel), { encoding: 'buffer' }).map((b) => b.toString('latin1'));
-    const name = top.names.pop();
-    if (name === undefined) {
-      stack.pop();
-      fs.rmdirSync(fsPath(base, top.rel));
-      continue;
+  if (!st.isDirectory()) return v.file?.(top, st);
+  const slash = Buffer.from('/');
+  type Frame = { self: Buffer; inner: Buffer; fd?: number; names?: Buffer[] };
+  const open = (self: Buffer): Frame => {
+    if (self.length <= DIRECT_MAX - 257 || !(procOk ??= fs.existsSync('/proc/self/fd'))) return { self, inner: self };
+    const fd = fs.openSync(self, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+    return { self, inner: Buffer.from(`/proc/self/fd/${fd}`), fd };
+  };
+  v.dir?.(top, st);
+  const stack: Frame[] = [open(top)];
+  try {
+    while (stack.length) {
+      const f = stack[stack.length - 1];
+      f.names ??= fs.readdirSync(f.inner, { encoding: 'buffer' });
+      const name = f.names.pop();
+      if (name === undefined) {
+        stack.pop();
+        if (f.fd !== undefined) fs.closeSync(f.fd);
+        v.dirDone?.(f.self);
+        continue;
+      }
+      const p = Buffer.concat([f.inner, slash, name]);
+      const cst = fs.lstatSync(p);
+      if (cst.isDirectory()) {
+        v.dir?.(p, cst);
+        stack.push(open(p));
+      } else v.file?.(p, cst);
     }
-    const r = top.rel ? `${top.rel}/${name}` : name;
-    const p = fsPath(base, r);
-    if (fs.lstatSync(p).isDirectory()) stack.push({ rel: r });
-    else fs.unlinkSync(p);
+  } finally {
+    for (const f of stack) if (f.fd !== undefined) fs.closeSync(f.fd);
   }
+}
+
+/**
+ * Remove `base/rel` (or `base` itself) and everything under it, iteratively and at any
+ * depth (`walkTree`), never following symlinks. Absent: nothing to do.
+ */
+export function removeTree(base: string, rel = ''): void {
+  walkTree(base, rel, { file: (p) => fs.unlinkSync(p), dirDone: (p) => fs.rmdirSync(p) });
 }
 
 /** fsync every file and directory under `dir`, iteratively and through `fsPath`. */

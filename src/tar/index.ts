@@ -23,5 +23,6 @@ export type { TarHeader, TarHandler, PayloadSink, TarType } from './parse';
 export { encodeHeader, padding, END_OF_ARCHIVE } from './header';
 export type { EncodeHeader } from './header';
 export { SplitRecorder, finalizeRecord, readRecord } from './tarsplit';
-export { fsPath, removeTree, syncTreeFiles } from './fspath';
+export { fsPath, removeTree, syncTreeFiles, walkTree } from './fspath';
+export type { TreeVisitor } from './fspath';
 export type { PayloadLocation } from './tarsplit';

@@ -1,6 +1,7 @@
 /**
  * Hostile-input limits through the CLI: a zstd bomb of a few KB is refused by `verify` and
- * `load` with one line naming the archive and the flag; raised, it streams with flat memory.
+ * `load` at --max-ratio 2000 with one line naming the archive and the flag; at the default
+ * ratio (above zstd's ceiling: zero-filled zstd layers are real) it streams with flat memory.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -27,10 +28,10 @@ function oneLine(stderr: string): string {
 }
 
 describe('decompression bombs', () => {
-  it('verify and load refuse a 512 MiB zstd bomb naming the archive and --max-ratio', async () => {
+  it('verify and load --max-ratio 2000 refuse a 512 MiB zstd bomb naming the archive and --max-ratio', async () => {
     expect(fs.statSync(bomb).size).toBeLessThan(64 * 1024);
     for (const args of [['verify', bomb], ['load', '-i', bomb]]) {
-      const r = await runCli(args, { root });
+      const r = await runCli([...args, '--max-ratio', '2000'], { root });
       expect(r.code).not.toBe(0);
       const re = new RegExp(`archive ${bomb}: \\d+ compressed bytes decompress to more than 2000 times that .*--max-ratio`);
       // verify lists its problems after the summary line; load fails with one line
@@ -41,9 +42,9 @@ describe('decompression bombs', () => {
     expect(JSON.parse(images.stdout)).toEqual([]);
   });
 
-  it('with the ratio raised, verify streams it with flat memory', () => {
+  it('at the default ratio, verify streams it with flat memory', () => {
     if (!fs.existsSync('/usr/bin/time')) return;
-    const r = spawnSync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, BIN, 'verify', bomb, '--max-ratio', '100000000'], { encoding: 'utf8', env: { ...process.env, IMGTOOL_ROOT: root } });
+    const r = spawnSync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, BIN, 'verify', bomb], { encoding: 'utf8', env: { ...process.env, IMGTOOL_ROOT: root } });
     const rss = Number(/maxrss=(\d+)/.exec(r.stderr)![1]) * 1024;
     // the archive holds no image: verify reports that (after reading all 512 MiB)
     expect(r.stderr).not.toMatch(/decompress to more than/);

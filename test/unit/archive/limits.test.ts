@@ -16,13 +16,13 @@ beforeEach(() => (dir = tmpDir('imgtool-arch-limits-')));
 afterEach(() => rmrf(dir));
 
 describe('wrapped archive limits', () => {
-  it('a 320 MiB zstd bomb of a few KB is refused at the default ratio', async () => {
+  it('a 320 MiB zstd bomb of a few KB is refused at --max-ratio 2000, read at the default', async () => {
     const f = path.join(dir, 'bomb.tar.zst');
     await zstdZeroArchive(f, 320 * 1024 * 1024);
     const size = fs.statSync(f).size;
-    await expect(scanArchive(f, { sink: hashSink })).rejects.toThrow(new RegExp(`^archive ${f}: ${size} compressed bytes decompress to more than 2000 times that .*--max-ratio`));
-    // raised, it reads
-    const s = await scanArchive(f, { sink: hashSink, limits: { ratio: 1_000_000 } });
+    await expect(scanArchive(f, { sink: hashSink, limits: { ratio: 2000 } })).rejects.toThrow(new RegExp(`^archive ${f}: ${size} compressed bytes decompress to more than 2000 times that .*--max-ratio`));
+    // the default passes zero-filled zstd (real layers of empty disk images reach zstd's ~32768:1 ceiling)
+    const s = await scanArchive(f, { sink: hashSink });
     expect(s.tarBytes).toBeGreaterThan(320 * 1024 * 1024);
   });
 

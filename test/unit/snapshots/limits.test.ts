@@ -87,7 +87,7 @@ describe('decompressed size', () => {
     await expectRefused([rawTar([file('ok', 'ok')]), big], /decompresses to more than 2 MiB \(limit --max-layer-size\)/, { layerSize: 2 * 1024 * 1024 });
   });
 
-  it('a small zstd layer that decompresses to 320 MiB is a bomb at the default ratio', async () => {
+  it('a small zstd layer that decompresses to 320 MiB is a bomb at --max-ratio 2000, and unpacks at the default', async () => {
     const { blob, diffId } = await zstdZeroLayer(320 * 1024 * 1024);
     expect(blob.length).toBeLessThan(64 * 1024);
     const name = `example.com/bomb:latest`;
@@ -98,10 +98,10 @@ describe('decompressed size', () => {
     const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCI_MANIFEST, config: { mediaType: MediaType.OCI_CONFIG, digest: sha(config), size: config.length }, layers: [{ mediaType: MediaType.OCI_LAYER_ZSTD, digest: sha(blob), size: blob.length }] }));
     await store.content.ingestBuffer(manifest);
     store.images.put(name, { mediaType: MediaType.OCI_MANIFEST, digest: sha(manifest), size: manifest.length });
-    await expect(unpackImage(store, name)).rejects.toThrow(new RegExp(`image ${name} layer 1/1 \\(${sha(blob)}\\): ${blob.length} compressed bytes decompress to more than 2000 times that .*--max-ratio`));
+    await expect(unpackImage(store, name, { limits: { ratio: 2000 } })).rejects.toThrow(new RegExp(`image ${name} layer 1/1 \\(${sha(blob)}\\): ${blob.length} compressed bytes decompress to more than 2000 times that .*--max-ratio`));
     expect(tmpLeft()).toEqual([]);
-    // raising the ratio lets it through
-    const r = await unpackImage(store, name, { limits: { ratio: 1_000_000 } });
+    // the default lets it through (a zero-filled file in a zstd layer is real: empty VM disk images)
+    const r = await unpackImage(store, name);
     expect(r.layers[0].applied).toBe(true);
   });
 });
