@@ -117,14 +117,9 @@ export class DecodeBound extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     const n = this.n + chunk.length;
     const o = this.o;
-    const what = o.what ? `${o.what}: ` : '';
-    if (n > o.max) return cb(new LimitExceededError(`${what}decompresses to more than ${fmtLimit(o.max)} (limit ${o.maxFlag}); refusing it`));
-    if (n > RATIO_FLOOR) {
-      const c = Math.max(1, o.compressed());
-      if (n > c * o.ratio) {
-        return cb(new LimitExceededError(`${what}${c} compressed bytes decompress to more than ${o.ratio} times that (${n} bytes so far; limit ${LIMIT_FLAGS.ratio}); refusing it as a decompression bomb`));
-      }
-    }
+    const c = o.compressed();
+    const over = decodeBoundExceeded(n, c, o.max, o.ratio, RATIO_FLOOR);
+    if (over) return cb(decodeBoundError(over, o.what, n, c, o.max, o.maxFlag, o.ratio));
     this.n = n;
     cb(null, chunk);
   }
