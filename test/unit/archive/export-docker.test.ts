@@ -5,12 +5,11 @@
  * header`) warned about by save; and `verify` reports a manifest.json entry that points at zstd layers.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { Store, saveImages, Descriptor, InvalidArgumentError } from '../../../src';
+import { saveImages, Descriptor, InvalidArgumentError } from '../../../src';
 import { verifyArchive } from '../../../src/archive/verify';
 import { warningsOnly } from '../../../src/progress';
-import { tmpDir, rmrf } from '../../helpers/cli';
+import { useTempStore } from '../../helpers/store';
 import { addImage, addIndex, readTar, entryJSON, FixtureImage } from './export-fixtures';
 import { makeImage, makeLayer, dockerArchive, ociImageArchive } from './import-fixtures';
 
@@ -19,30 +18,21 @@ const arm64 = { os: 'linux', architecture: 'arm64' };
 const host = amd64;
 
 describe('Docker-readable archives', () => {
-  let dir: string;
-  let store: Store;
-  beforeEach(() => {
-    dir = tmpDir('imgtool-export-docker-');
-    store = Store.open(path.join(dir, 'store'));
-  });
-  afterEach(() => {
-    store.close();
-    rmrf(dir);
-  });
-  const file = (n: string) => path.join(dir, n);
+  const t = useTempStore('imgtool-export-docker-');
+  const file = (n: string) => t.path(n);
 
   async function multi(): Promise<{ idx: Descriptor; x86: FixtureImage; arm: FixtureImage }> {
-    const x86 = await addImage(store, { platform: amd64, layers: [{ f: 'amd64' }], label: 'amd64' });
-    const arm = await addImage(store, { platform: arm64, layers: [{ f: 'arm64' }], label: 'arm64' });
-    const idx = await addIndex(store, [x86, arm]);
-    store.images.put('docker.io/library/multi:1', idx);
+    const x86 = await addImage(t.store, { platform: amd64, layers: [{ f: 'amd64' }], label: 'amd64' });
+    const arm = await addImage(t.store, { platform: arm64, layers: [{ f: 'arm64' }], label: 'arm64' });
+    const idx = await addIndex(t.store, [x86, arm]);
+    t.store.images.put('docker.io/library/multi:1', idx);
     return { idx, x86, arm };
   }
 
   it('--format docker of a multi-platform image says which platform it wrote and which it left out', async () => {
     const { arm } = await multi();
     const warned: string[] = [];
-    const res = await saveImages(store, ['multi:1'], { output: file('d.tar'), host: arm64, format: 'docker', progress: warningsOnly((m) => warned.push(m)) });
+    const res = await saveImages(t.store, ['multi:1'], { output: file('d.tar'), host: arm64, format: 'docker', progress: warningsOnly((m) => warned.push(m)) });
     expect(res.images[0].platforms).toEqual(['linux/arm64']);
     expect(res.images[0].leftOut).toEqual(['linux/amd64']);
     const w = res.warnings.find((x) => /one manifest per image/.test(x));
@@ -55,23 +45,23 @@ describe('Docker-readable archives', () => {
 
   it('--format docker with --all-platforms, or with two --platform, is an error that says why', async () => {
     await multi();
-    const all = saveImages(store, ['multi:1'], { output: file('a.tar'), host, format: 'docker', allPlatforms: true });
+    const all = saveImages(t.store, ['multi:1'], { output: file('a.tar'), host, format: 'docker', allPlatforms: true });
     await expect(all).rejects.toThrow(InvalidArgumentError);
     await expect(all).rejects.toThrow(/--all-platforms.*--format docker.*one manifest per image/);
-    const two = saveImages(store, ['multi:1'], { output: file('b.tar'), host, format: 'docker', platforms: [amd64, arm64] });
+    const two = saveImages(t.store, ['multi:1'], { output: file('b.tar'), host, format: 'docker', platforms: [amd64, arm64] });
     await expect(two).rejects.toThrow(/--format docker.*one platform per image.*linux\/amd64, linux\/arm64/);
     expect(fs.existsSync(file('a.tar')) || fs.existsSync(file('b.tar'))).toBe(false);
     // one platform is fine, and nothing is left out silently
-    const one = await saveImages(store, ['multi:1'], { output: file('c.tar'), host, format: 'docker', platforms: [arm64] });
+    const one = await saveImages(t.store, ['multi:1'], { output: file('c.tar'), host, format: 'docker', platforms: [arm64] });
     expect(one.images[0]).toMatchObject({ platforms: ['linux/arm64'], leftOut: ['linux/amd64'] });
   });
 
   it('oci+docker: a zstd image stays in manifest.json, with a warning naming image and layer; verify of the archive says the same', async () => {
-    const gz = await addImage(store, { layers: [{ a: 'gzip' }], label: 'gz' });
-    store.images.put('docker.io/library/gz:1', gz.manifest);
-    const zs = await addImage(store, { layers: [{ a: 'base' }, { b: 'zstd' }], compression: 'zstd', label: 'zs' });
-    store.images.put('docker.io/library/zs:1', zs.manifest);
-    const res = await saveImages(store, ['gz:1', 'zs:1'], { output: file('m.tar'), host });
+    const gz = await addImage(t.store, { layers: [{ a: 'gzip' }], label: 'gz' });
+    t.store.images.put('docker.io/library/gz:1', gz.manifest);
+    const zs = await addImage(t.store, { layers: [{ a: 'base' }, { b: 'zstd' }], compression: 'zstd', label: 'zs' });
+    t.store.images.put('docker.io/library/zs:1', zs.manifest);
+    const res = await saveImages(t.store, ['gz:1', 'zs:1'], { output: file('m.tar'), host });
     const entries = await readTar(file('m.tar'));
     const mj = entryJSON(entries, 'manifest.json');
     expect(mj.map((e: { RepoTags: string[] }) => e.RepoTags)).toEqual([['gz:1'], ['zs:1']]);
@@ -88,7 +78,7 @@ describe('Docker-readable archives', () => {
       expect.stringMatching(/^zs:1: layer 2\/2 /),
     ]);
     // --compression gzip: nothing to warn about
-    const g = await saveImages(store, ['zs:1'], { output: file('g.tar'), host, compression: 'gzip' });
+    const g = await saveImages(t.store, ['zs:1'], { output: file('g.tar'), host, compression: 'gzip' });
     expect(g.warnings).toEqual([]);
     expect((await verifyArchive(file('g.tar'))).warnings).toEqual([]);
   });

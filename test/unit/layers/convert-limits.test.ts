@@ -3,7 +3,7 @@
  * --no-unpack` only checks digests), so it is bounded as unpack is (src/limits): a zstd bomb
  * stops at the first byte past the per-layer cap or the ratio, in-process (small blobs) and in
  * the transcoding worker (big ones) alike, with one line naming the layer and the flag, and
- * nothing is left in the store.
+ * nothing is left in the t.store.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,30 +11,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CompressStream } from 'zstd-napi';
-import { Store } from '../../../src/store';
 import { ensureLayer } from '../../../src/layers';
 import { LimitExceededError } from '../../../src/errors';
 import { WORKER_MIN_BYTES } from '../../../src/compression/transcode';
 import { encodeHeader, END_OF_ARCHIVE } from '../../../src/tar';
-import { tmpDir, rmrf } from '../../helpers/cli';
+import { useTempStore } from '../../helpers/store';
 
 jest.setTimeout(120_000);
 
 const ZSTD_LAYER = 'application/vnd.oci.image.layer.v1.tar+zstd';
-let base: string;
-let store: Store;
-beforeEach(() => {
-  base = tmpDir('imgtool-convert-limits-');
-  store = Store.open(path.join(base, 'store'));
-});
-afterEach(() => {
-  store.close();
-  rmrf(base);
-});
+const t = useTempStore('imgtool-convert-limits-');
 
 /** A zstd layer: `random` incompressible bytes then `zeros` zero bytes; returns its file and diffID. */
 async function zstdLayer(random: number, zeros: number): Promise<{ file: string; diffId: string }> {
-  const file = path.join(base, `layer-${random}-${zeros}.tar.zst`);
+  const file = path.join(t.dir, `layer-${random}-${zeros}.tar.zst`);
   function* tar() {
     yield encodeHeader({ name: 'noise', type: 'file', size: random, mode: 0o644, uid: 0, gid: 0, mtime: 0 });
     if (random) yield randomBytes(random);
@@ -53,18 +43,18 @@ async function zstdLayer(random: number, zeros: number): Promise<{ file: string;
 
 async function stored(random: number, zeros: number): Promise<{ digest: string; size: number; diffId: string }> {
   const { file, diffId } = await zstdLayer(random, zeros);
-  const info = await store.content.ingestBuffer(fs.readFileSync(file));
+  const info = await t.store.content.ingestBuffer(fs.readFileSync(file));
   return { digest: info.digest, size: info.size, diffId };
 }
 
-const blobsNow = () => store.content.list().map((b) => b.digest).sort();
+const blobsNow = () => t.store.content.list().map((b) => b.digest).sort();
 
 describe('converting a stored blob is bounded by the limits', () => {
   it('in-process (a small zstd bomb): the per-layer cap', async () => {
     const b = await stored(0, 96 << 20);
     expect(b.size).toBeLessThan(WORKER_MIN_BYTES);
     const before = blobsNow();
-    const p = ensureLayer(store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { layerSize: 32 << 20 } });
+    const p = ensureLayer(t.store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { layerSize: 32 << 20 } });
     await expect(p).rejects.toThrow(LimitExceededError);
     await expect(p).rejects.toThrow(/decompresses to more than 32 MiB \(limit --max-layer-size\)/);
     expect(blobsNow()).toEqual(before);
@@ -72,7 +62,7 @@ describe('converting a stored blob is bounded by the limits', () => {
 
   it('in-process: the ratio, past the first 256 MiB', async () => {
     const b = await stored(0, 300 << 20);
-    const p = ensureLayer(store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { ratio: 1000 } });
+    const p = ensureLayer(t.store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { ratio: 1000 } });
     await expect(p).rejects.toThrow(/compressed bytes decompress to more than 1000 times that .*--max-ratio/);
   });
 
@@ -80,16 +70,16 @@ describe('converting a stored blob is bounded by the limits', () => {
     const b = await stored(WORKER_MIN_BYTES + (256 << 10), 96 << 20);
     expect(b.size).toBeGreaterThanOrEqual(WORKER_MIN_BYTES);
     const before = blobsNow();
-    const p = ensureLayer(store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { layerSize: 32 << 20 }, what: 'image x layer 1/1' } as never);
+    const p = ensureLayer(t.store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { layerSize: 32 << 20 }, what: 'image x layer 1/1' } as never);
     await expect(p).rejects.toThrow(LimitExceededError);
     await expect(p).rejects.toThrow(/converting .*decompresses to more than 32 MiB \(limit --max-layer-size\)/);
     expect(blobsNow()).toEqual(before);
-    expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
+    expect(fs.readdirSync(t.store.content.ingestDir)).toEqual([]);
   });
 
   it('within the limits the same blobs convert (the bound is not a blanket refusal)', async () => {
     const b = await stored(WORKER_MIN_BYTES + (256 << 10), 8 << 20);
-    const r = await ensureLayer(store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { layerSize: 32 << 20 } });
+    const r = await ensureLayer(t.store, b.diffId as never, { compression: 'gzip', prefer: b.digest as never, preferMediaType: ZSTD_LAYER, limits: { layerSize: 32 << 20 } });
     expect(r).toMatchObject({ source: 'converted', compression: 'gzip', diffId: b.diffId });
   });
 });
