@@ -23,7 +23,7 @@ import * as crypto from 'node:crypto';
 import { BlobDir, BuiltImage, LayerEntry, buildLayer, buildImage, buildIndex, writeOciArchive } from '../../src/builder';
 import { formatPlatform, hostPlatform } from '../../src/platform';
 import { Store, saveImages, exportRootfs, SaveFormat, SaveCompression, parsePlatform } from '../../src';
-import { imgtool, imgtoolJson, scanTree, TreeEntry } from './matrix-fixtures';
+import { imgtool, imgtoolJson, run, scanTree, diffTrees, linkGroups, TreeEntry } from './matrix-fixtures';
 
 export const HOST_STR = formatPlatform(hostPlatform());
 export const OTHER_PLATFORM = HOST_STR === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
@@ -381,3 +381,22 @@ export function withoutEnginePaths(tree: Map<string, TreeEntry>, mine: Map<strin
 
 /** The single shell step both builders run on top of `one`: a whiteout, an opaque dir, hard and soft links. */
 export const BUILD_STEP = 'rm /app/secret && rm -rf /app/dir && mkdir /app/dir && touch /app/dir/new && ln /app/hello /app/hello2 && echo x > /app/x && ln -s /app/x /app/xl && mkdir -p /opt/o && echo o > /opt/o/f';
+
+/**
+ * The built image's tree as `imgtool export-rootfs --dir` wrote it (`mine`) against an engine's
+ * export of a container from it (`exportTar`, extracted under `dir`): equal but for the engine's
+ * own paths, and not vacuously (BUILD_STEP's whiteout, opaque dir and links are there).
+ */
+export async function expectSameExport(mine: string, exportTar: string, dir: string): Promise<Map<string, TreeEntry>> {
+  const theirs = path.join(dir, `${path.basename(exportTar, '.tar')}-tree`);
+  fs.mkdirSync(theirs);
+  await run('tar', ['-xpf', exportTar, '-C', theirs, '--numeric-owner']);
+  const a = withoutEnginePaths(scanTree(mine));
+  const b = withoutEnginePaths(scanTree(theirs), a);
+  expect(diffTrees(a, b)).toEqual([]);
+  expect(a.has('app/secret') || a.has('app/dir/c')).toBe(false);
+  expect(a.get('app/dir/new')?.type).toBe('file');
+  expect(a.get('app/xl')).toMatchObject({ type: 'symlink', link: '/app/x' });
+  expect(linkGroups(a)).toContainEqual(['app/hello', 'app/hello2']);
+  return a;
+}
