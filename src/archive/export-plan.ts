@@ -208,7 +208,7 @@ export async function planSave(store: Store, refs: string[], opts: Omit<SaveOpti
 
   // A delta records which digests it expects the receiver to hold (skipped foreign layers are not expected).
   const expects = [...blobMap.values()].filter((b) => b.omitted && ctx.held.has(b.digest) && ctx.announced.has(b.digest) && !ctx.omit.has(b.digest)).map((b) => b.digest).sort();
-  if (withOci && withDocker) warnZstdForDocker(ctx, roots);
+  if (withOci && withDocker && opts.dockerWarnings !== false) warnZstdForDocker(ctx, roots);
   const { images, files } = archiveMetadata(named, roots, { withOci, withDocker, indexAnnotations: deltaAnnotations(expects) });
 
   // Blob order: small documents first (a streaming reader learns the structure before

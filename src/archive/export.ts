@@ -42,6 +42,11 @@ export interface SaveOptions {
   /** Holds every blob the save reads or produces against GC while it runs. */
   lease?: ResourceHolder;
   progress?: Progress;
+  /**
+   * Warn when manifest.json names zstd layers, which Docker before 23 cannot load (default
+   * true). `kind` turns it off: its archives are read by containerd, which reads zstd.
+   */
+  dockerWarnings?: boolean;
   /** Digests to leave out of the tar (delta loads). The archive is partial by design. */
   omitBlobs?: Set<string>;
   /**

@@ -115,7 +115,7 @@ export async function kindLoad(store: Store, refs: string[], opts: KindLoadOptio
       progress.warn(m);
     };
     // Plan before touching any node: a missing image or blob fails here.
-    const plan = await planSave(store, refs, { progress: warningsTo(warn), lease });
+    const plan = await planSave(store, refs, { progress: warningsTo(warn), lease, dockerWarnings: false });
     const wanted = await wantedImages(store, refs);
     const fullBytes = archiveBytes(plan);
     const nodes = opts.nodes?.length
@@ -157,7 +157,7 @@ function warningsTo(warn: (m: string) => void): Progress {
 async function wantedImages(store: Store, refs: string[]): Promise<Wanted[]> {
   const out = new Map<string, Wanted>();
   for (const r of refs) {
-    const p = await planSave(store, [r]);
+    const p = await planSave(store, [r], { dockerWarnings: false });
     const img = p.images[0];
     if (out.has(img.name)) continue;
     out.set(img.name, { requested: r, name: img.name, digest: img.digest, blobs: new Set(p.blobs.map((b) => b.digest)) });
@@ -238,7 +238,7 @@ async function loadNode(ctx: NodeContext, node: string): Promise<KindNodeResult>
   const send = async (wanted: Wanted[], omit: Set<string>): Promise<void> => {
     const base = sentBefore;
     const r = await ctr.importArchive(
-      (stdin: Writable) => saveImages(ctx.store, wanted.map((w) => w.requested), { output: stdin, omitBlobs: omit, lease: ctx.lease }).then(() => undefined),
+      (stdin: Writable) => saveImages(ctx.store, wanted.map((w) => w.requested), { output: stdin, omitBlobs: omit, lease: ctx.lease, dockerWarnings: false }).then(() => undefined),
       { snapshotter, allPlatforms: true, digests: true },
       (n) => task.update(base + n),
     );
@@ -279,7 +279,7 @@ async function loadNode(ctx: NodeContext, node: string): Promise<KindNodeResult>
       omit = new Set([...needed].filter((d) => reachable.has(d)));
     }
     res.omittedBlobs = omit.size;
-    if (!full) task.update(0, toSend.length ? archiveBytes(await planSave(ctx.store, toSend.map((w) => w.requested)), omit) : 0);
+    if (!full) task.update(0, toSend.length ? archiveBytes(await planSave(ctx.store, toSend.map((w) => w.requested), { dockerWarnings: false }), omit) : 0);
 
     if (toSend.length) {
       try {

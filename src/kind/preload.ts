@@ -126,7 +126,7 @@ export async function kindPreload(store: Store, refs: string[], opts: KindPreloa
     const planned: Array<{ ref: string; name: string }> = [];
     const seen = new Set<string>();
     for (const ref of refs) {
-      const p = await planSave(store, [ref], { platforms, lease, skipNonDistributable: opts.skipNonDistributable });
+      const p = await planSave(store, [ref], { platforms, lease, skipNonDistributable: opts.skipNonDistributable, dockerWarnings: false });
       const name = p.images[0].name;
       if (seen.has(name)) continue;
       seen.add(name);
@@ -147,7 +147,7 @@ export async function kindPreload(store: Store, refs: string[], opts: KindPreloa
       for (const job of jobs) {
         const out = FileOutput.staged(job.file, 'kind preload');
         staged.push(out);
-        const r = await saveImages(store, job.refs, { output: out, platforms, lease, progress, skipNonDistributable: opts.skipNonDistributable });
+        const r = await saveImages(store, job.refs, { output: out, platforms, lease, progress, skipNonDistributable: opts.skipNonDistributable, dockerWarnings: false });
         warnings.push(...r.warnings);
         for (const c of r.changes) if (!changes.some((x) => x.from === c.from && x.to === c.to)) changes.push(c);
         const images = r.images.map((i) => ({ name: i.name, digest: i.digest, platforms: i.platforms }));

@@ -76,7 +76,10 @@ describe('prune scenario: convert under a lease, rmi the source, prune (CLI)', (
       const out = path.join(dir, `dst-${c}.tar`);
       await ok(['save', '--compression', c, '-o', out, DST]);
       const v = await runCli(['verify', out], { root });
-      expect(v.stderr).toBe('');
+      // A zstd image in manifest.json is OK, with one warning per layer (Docker before 23 cannot load it).
+      const lines = v.stderr.split('\n').filter(Boolean);
+      expect(lines.filter((l) => !/in manifest\.json is zstd: Docker before 23 cannot load it/.test(l))).toEqual([]);
+      expect(lines).toHaveLength(c === 'zstd' ? chain.length : 0);
       expect(v.code).toBe(0);
     }
 

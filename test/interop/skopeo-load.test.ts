@@ -116,7 +116,10 @@ describe('skopeo-produced archives load into imgtool', () => {
     // Save back and check the archive offline.
     const back = path.join(dir, `back.${label}.tar`);
     const s = await runCli(['save', '-o', back, name], { root });
-    expect(ownStderr(s.stderr)).toBe('');
+    // A zstd image stays in manifest.json with one warning (Docker before 23 cannot load it), nothing else.
+    const warned = ownStderr(s.stderr).split('\n').filter(Boolean);
+    expect(warned.filter((l) => !/manifest\.json names zstd layer .*which Docker before 23 cannot load/.test(l))).toEqual([]);
+    expect(warned).toHaveLength(compression === 'zstd' ? 1 : 0);
     expect(s.code).toBe(0);
     const v = await runCli(['verify', back, '--json']);
     expect(v.code).toBe(0);

@@ -248,7 +248,9 @@ describe('prune', () => {
     const b = await store.content.ingestBuffer(Buffer.from('held by dead process'));
     const c = await store.content.ingestBuffer(Buffer.from('held by reused pid'));
     const d = await store.content.ingestBuffer(Buffer.from('held by live user lease'));
-    store.leases.create({ id: 'expired', expiresInMs: 1 }).attach('content', a.digest);
+    // it took its resource while live, then expired (an attach after expiry is refused)
+    store.leases.create({ id: 'expired', expiresInMs: 60_000 }).attach('content', a.digest);
+    store.meta.db.prepare("UPDATE leases SET expires_at = ? WHERE id = 'expired'").run(Date.now() - 1);
     const ins = store.meta.db.prepare('INSERT INTO leases (id, labels, created_at, expires_at, pid, pid_start) VALUES (?, NULL, ?, NULL, ?, ?)');
     const [boot, ticks, ns] = processStartId(process.pid)!.split(':');
     ins.run('dead-proc', Date.now(), deadPid(), `${boot}:${ticks}:${ns}`);
