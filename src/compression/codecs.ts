@@ -2,11 +2,20 @@ import * as zlib from 'node:zlib';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, PassThrough } from 'node:stream';
-import { CompressStream } from 'zstd-napi';
-import * as zstdBinding from 'zstd-napi/binding';
+import type * as ZstdNapi from 'zstd-napi';
+import type * as ZstdBinding from 'zstd-napi/binding';
 import { Compression } from '../images/mediatypes';
 import { InvalidArchiveError, InvalidArgumentError } from '../errors';
-import { defineZstdDecoder } from './zstd-decoder';
+import { defineZstdDecoder, ZstdDecoderClass } from './zstd-decoder';
+
+// zstd-napi (a native addon, ~8 ms) is loaded on first use: commands that reuse variants or
+// only list never need it.
+let zstdNapiMod: typeof ZstdNapi | undefined;
+let zstdBindingMod: typeof ZstdBinding | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const zstdNapi = (): typeof ZstdNapi => (zstdNapiMod ??= require('zstd-napi') as typeof ZstdNapi);
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const zstdBinding = (): typeof ZstdBinding => (zstdBindingMod ??= require('zstd-napi/binding') as typeof ZstdBinding);
 
 export type { Compression };
 
@@ -93,7 +102,7 @@ export function compressStream(c: Compression, level?: number): Transform {
       return gz;
     }
     case 'zstd':
-      return new CompressStream(zstdParams(lv!));
+      return new (zstdNapi().CompressStream)(zstdParams(lv!));
     case 'none':
       return new PassThrough({ highWaterMark: 1024 * 1024 });
   }
@@ -117,7 +126,7 @@ export function decompressStream(c: Compression): Transform {
     case 'gzip':
       return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
-      return new ZstdDecompressStream();
+      return new (zstdDecoder())();
     case 'none':
       return new PassThrough({ highWaterMark: 1024 * 1024 });
   }
@@ -134,9 +143,12 @@ export const ZSTD_WINDOW_LOG_MAX = 27;
  * Streaming zstd decoder that honours backpressure and caps the window (see zstd-decoder.ts,
  * whose factory the transcoding worker evaluates too).
  */
-export const ZstdDecompressStream = defineZstdDecoder(Transform, zstdBinding, ZSTD_WINDOW_LOG_MAX, (e) =>
-  typeof e === 'string' ? new CodecError(e) : zstdError(e),
-);
+let zstdDecoderCls: ZstdDecoderClass | undefined;
+function zstdDecoder(): ZstdDecoderClass {
+  return (zstdDecoderCls ??= defineZstdDecoder(Transform, zstdBinding(), ZSTD_WINDOW_LOG_MAX, (e) =>
+    typeof e === 'string' ? new CodecError(e) : zstdError(e),
+  ));
+}
 
 /** A decoding failure of a compressed stream; whoever knows what the stream is prefixes that. */
 export class CodecError extends InvalidArchiveError {}
@@ -174,9 +186,10 @@ export function compressBufferSync(c: Compression, data: Buffer, level?: number)
   }
   // The streaming API, as CompressStream drives it: the one-shot API would know the
   // size up front and pick other parameters for small inputs.
-  const cctx = new zstdBinding.CCtx();
+  const zb = zstdBinding();
+  const cctx = new zb.CCtx();
   const p = zstdParams(lv!);
-  const P = zstdBinding.CParameter;
+  const P = zb.CParameter;
   cctx.setParameter(P.compressionLevel, p.compressionLevel);
   cctx.setParameter(P.checksumFlag, 0);
   cctx.setParameter(P.contentSizeFlag, 0);
@@ -186,14 +199,14 @@ export function compressBufferSync(c: Compression, data: Buffer, level?: number)
   let src: Buffer = data;
   // (an empty input never reaches CompressStream's _transform: the frame is ended at once)
   while (src.length) {
-    const dst = Buffer.allocUnsafe(zstdBinding.cStreamOutSize());
-    const [, produced, consumed] = cctx.compressStream2(dst, src, zstdBinding.EndDirective.continue);
+    const dst = Buffer.allocUnsafe(zstdBinding().cStreamOutSize());
+    const [, produced, consumed] = cctx.compressStream2(dst, src, zstdBinding().EndDirective.continue);
     if (produced) out.push(dst.subarray(0, produced));
     src = src.subarray(consumed);
   }
   for (;;) {
-    const dst = Buffer.allocUnsafe(zstdBinding.cStreamOutSize());
-    const [left, produced] = cctx.compressStream2(dst, Buffer.alloc(0), zstdBinding.EndDirective.end);
+    const dst = Buffer.allocUnsafe(zstdBinding().cStreamOutSize());
+    const [left, produced] = cctx.compressStream2(dst, Buffer.alloc(0), zstdBinding().EndDirective.end);
     if (produced) out.push(dst.subarray(0, produced));
     if (left === 0) break;
   }
@@ -251,7 +264,7 @@ export function codecVersion(c: Compression): string | undefined {
     v = `zlib-${process.versions.zlib}`;
   } else {
     for (const lv of [3, 7]) h.update(compressBufferSync('zstd', probe, lv));
-    v = `zstd-${zstdBinding.versionString()}`;
+    v = `zstd-${zstdBinding().versionString()}`;
   }
   const out = `${v}+${h.digest('hex').slice(0, 12)}`;
   versionCache.set(c, out);

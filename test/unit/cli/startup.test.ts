@@ -65,7 +65,7 @@ describe('start-up: what the CLI loads', () => {
     expect(commandModules(c.mods)).toEqual(['commands/convert.js']);
   });
 
-  it('a second convert of the same image (every layer reused) loads neither the snapshot, GC nor worker code', async () => {
+  it('a second convert of the same image (every layer reused) loads neither the snapshot, GC nor worker code, nor the zstd addon', async () => {
     const b = new ImageBuilder(path.join(dir, 'build'));
     const l1 = await b.layer([{ path: 'a.txt', content: { size: 64 << 10, seed: 'conv-a', text: true } }]);
     const l2 = await b.layer([{ path: 'b.bin', content: { size: 64 << 10, seed: 'conv-b' } }]);
@@ -83,7 +83,7 @@ describe('start-up: what the CLI loads', () => {
     const second = loadedBy(['convert', '-q', '--compression', 'zstd', '--json', 'example.com/startup/small:1', 'example.com/startup/small:z2'], root);
     expect([second.status, second.stderr]).toEqual([0, '']);
     expect((JSON.parse(second.stdout) as { layers: Array<{ source: string }> }).layers.map((l) => l.source)).toEqual(['existing', 'existing']);
-    const heavy = second.mods.filter((m) => /\/dist\/src\/(snapshots\/(ops|apply|tree)|gc\/|compression\/transcode)/.test(m) || m === 'node:worker_threads');
+    const heavy = second.mods.filter((m) => /\/dist\/src\/(snapshots\/(ops|apply|tree)|gc\/|compression\/transcode)|zstd-napi/.test(m) || m === 'node:worker_threads');
     expect(heavy).toEqual([]);
   });
 });
