@@ -101,30 +101,41 @@ async function runFuzz(opts = {}) {
   const work = fs.mkdtempSync(path.join(workBase(), 'imgtool-fuzz-'));
   const seeds = await buildSeeds(DIST, path.join(work, 'seeds'));
   const bombSizes = [o.bombMiB / 16, o.bombMiB / 4, o.bombMiB].map((m) => Math.round(m * MiB));
-  const pool = new Pool({ size: o.workers, dist: DIST, timeoutMs: o.timeoutMs, hardCapMiB: Math.max(o.memLimitMiB * 3, 1024) });
   const stats = newStats();
   const known = new Set(o.corpus ? readCorpus(o.corpus).map((m) => m.signature) : []);
   const failures = [];
+  await inPool(o, work, o.cases, 'case', async (pool, n, dir) => {
+    const c = await makeCase({ dist: DIST, seeds, seed: o.seed, n, prng, bombSizes, only: o.only });
+    const file = path.join(dir, 'input' + EXT[c.wrap]);
+    fs.writeFileSync(file, c.bytes);
+    const v = await pool.run({ id: n, file, command: c.command, dir });
+    const f = failuresOf(v, o.memLimitMiB * MiB);
+    count(stats, c, v, f);
+    if (f.length) {
+      failures.push({ seed: c.seed, n, command: c.command, mutation: c.mutation, detail: c.detail, failures: f, error: v.result?.error });
+      if (o.corpus) {
+        const filed = fileCase(o.corpus, c, f, v, known);
+        if (filed) stats.filed.push(filed);
+      }
+    }
+    o.onCase?.(c, v, f);
+  });
+  return { ...stats, seed: o.seed, seconds: (Date.now() - t0) / 1000, failures };
+}
+
+/**
+ * Run `count` jobs on a pool of `o.workers` long-lived workers: `job(pool, i, dir)` with a fresh
+ * directory `WORK/PREFIX-i` removed after it; the pool is closed and `work` removed at the end.
+ */
+async function inPool(o, work, count, prefix, job) {
+  const pool = new Pool({ size: o.workers, dist: DIST, timeoutMs: o.timeoutMs, hardCapMiB: Math.max(o.memLimitMiB * 3, 1024) });
   let next = 0;
   const one = async () => {
-    while (next < o.cases) {
-      const n = next++;
-      const c = await makeCase({ dist: DIST, seeds, seed: o.seed, n, prng, bombSizes, only: o.only });
-      const dir = path.join(work, `case-${n}`);
+    while (next < count) {
+      const i = next++;
+      const dir = path.join(work, `${prefix}-${i}`);
       fs.mkdirSync(dir, { recursive: true });
-      const file = path.join(dir, 'input' + EXT[c.wrap]);
-      fs.writeFileSync(file, c.bytes);
-      const v = await pool.run({ id: n, file, command: c.command, dir });
-      const f = failuresOf(v, o.memLimitMiB * MiB);
-      count(stats, c, v, f);
-      if (f.length) {
-        failures.push({ seed: c.seed, n, command: c.command, mutation: c.mutation, detail: c.detail, failures: f, error: v.result?.error });
-        if (o.corpus) {
-          const filed = fileCase(o.corpus, c, f, v, known);
-          if (filed) stats.filed.push(filed);
-        }
-      }
-      o.onCase?.(c, v, f);
+      await job(pool, i, dir);
       fs.rmSync(dir, { recursive: true, force: true });
     }
   };
@@ -134,7 +145,6 @@ async function runFuzz(opts = {}) {
     pool.close();
     fs.rmSync(work, { recursive: true, force: true });
   }
-  return { ...stats, seed: o.seed, seconds: (Date.now() - t0) / 1000, failures };
 }
 
 /** Replay every corpus file: [{ meta, failures, verdict }]. */
@@ -142,26 +152,12 @@ async function replayCorpus(opts = {}) {
   const o = { workers: os.cpus().length, timeoutMs: 20000, memLimitMiB: 512, corpus: CORPUS, ...opts };
   const entries = readCorpus(o.corpus);
   const work = fs.mkdtempSync(path.join(workBase(), 'imgtool-fuzz-replay-'));
-  const pool = new Pool({ size: o.workers, dist: DIST, timeoutMs: o.timeoutMs, hardCapMiB: Math.max(o.memLimitMiB * 3, 1024) });
   const out = [];
-  let next = 0;
-  const one = async () => {
-    while (next < entries.length) {
-      const i = next++;
-      const meta = entries[i];
-      const dir = path.join(work, `replay-${i}`);
-      fs.mkdirSync(dir, { recursive: true });
-      const v = await pool.run({ id: i, file: meta.path, command: meta.command, dir });
-      out[i] = { meta, verdict: v, failures: failuresOf(v, o.memLimitMiB * MiB) };
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: o.workers }, one));
-  } finally {
-    pool.close();
-    fs.rmSync(work, { recursive: true, force: true });
-  }
+  await inPool(o, work, entries.length, 'replay', async (pool, i, dir) => {
+    const meta = entries[i];
+    const v = await pool.run({ id: i, file: meta.path, command: meta.command, dir });
+    out[i] = { meta, verdict: v, failures: failuresOf(v, o.memLimitMiB * MiB) };
+  });
   return out;
 }
 
