@@ -174,6 +174,24 @@ function startup(o) {
   });
 }
 
+/**
+ * Write to `out` an OCI archive of example.com/bench/image:2: the bench image's first (random)
+ * layer and a new 16 MiB text top layer made from `seed` (a delta changes only the top layer).
+ */
+function buildTopChanged(info, ociDir, seed, out) {
+  const script = `
+    const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'builder'))});
+    (async () => {
+      const info = ${JSON.stringify(info)};
+      const b = new B.ImageBuilder(${JSON.stringify(ociDir)});
+      const top = await b.layer([{ path: 'data/', type: 'dir' }, { path: 'data/text.txt', content: { size: 16 << 20, seed: ${JSON.stringify(seed)}, text: true } }]);
+      const base = { digest: info.layers[0].digest, size: info.layers[0].size, diffId: info.layers[0].diffId, uncompressedSize: info.layers[0].uncompressedSize, compression: 'gzip' };
+      const img = b.image({ layers: [base, top], format: 'oci' });
+      await b.ociArchive(${JSON.stringify(out)}, { images: [{ target: img, names: ['example.com/bench/image:2'] }] });
+    })().catch((e) => { console.error(e); process.exit(1); });`;
+  execFileSync(process.execPath, ['-e', script], { stdio: 'inherit' });
+}
+
 function main() {
   const o = parseArgs(process.argv.slice(2));
   const want = (s) => !o.only || o.only.has(s);
@@ -324,25 +342,15 @@ function main() {
       const full = measure(`${BIN} kind load -q --json --full --name bench --nodes local --exec ${q(exec)} ${q(NAME)} > ${q(path.join(work, 'full.json'))}`, { env });
       if (full.code !== 0) throw new Error(`kind load --full failed: ${full.stderr}`);
       const layoutOut = path.join(work, 'delta.oci.tar');
-      const deltaScript = `
-        const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'builder'))});
-        (async () => {
-          const info = ${JSON.stringify(info)};
-          const b = new B.ImageBuilder(${JSON.stringify(OCI_DIR)});
-          const top = await b.layer([{ path: 'data/', type: 'dir' }, { path: 'data/text.txt', content: { size: 16 << 20, seed: 'bench-text-v2', text: true } }]);
-          const base = { digest: info.layers[0].digest, size: info.layers[0].size, diffId: info.layers[0].diffId, uncompressedSize: info.layers[0].uncompressedSize, compression: 'gzip' };
-          const img = b.image({ layers: [base, top], format: 'oci' });
-          await b.ociArchive(${JSON.stringify(layoutOut)}, { images: [{ target: img, names: ['example.com/bench/image:2'] }] });
-        })().catch((e) => { console.error(e); process.exit(1); });`;
-      execFileSync(process.execPath, ['-e', deltaScript], { stdio: 'inherit' });
+      buildTopChanged(info, OCI_DIR, 'bench-text-v2', layoutOut);
       sh(`IMGTOOL_ROOT=${q(store)} ${BIN} load --no-unpack -q -i ${q(layoutOut)} >/dev/null`);
       const d = measure(`${BIN} kind load -q --json --name bench --nodes local --exec ${q(exec)} example.com/bench/image:2 > ${q(path.join(work, 'delta.json'))}`, { env });
       if (d.code !== 0) throw new Error(`kind load (delta) failed: ${d.stderr}`);
       const f = measure(`${ctr} -n k8s.io images rm example.com/bench/image:2 >/dev/null; ${BIN} kind load -q --json --full --name bench --nodes local --exec ${q(exec)} example.com/bench/image:2 > ${q(path.join(work, 'full2.json'))}`, { env });
       const bytes = (file) => {
         try {
-          const j = JSON.parse(fs.readFileSync(path.join(work, file), 'utf8'));
-          return JSON.stringify(j).match(/"bytesSent":(\d+)/) ? Number(JSON.stringify(j).match(/"bytesSent":(\d+)/)[1]) : NaN;
+          const m = /"bytesSent":(\d+)/.exec(JSON.stringify(JSON.parse(fs.readFileSync(path.join(work, file), 'utf8'))));
+          return m ? Number(m[1]) : NaN;
         } catch { return NaN; }
       };
       console.log(`  kind load delta after changing the top layer: ${d.secs.toFixed(2)} s, ${(bytes('delta.json') / 1048576).toFixed(1)} MiB sent`);
@@ -360,17 +368,7 @@ function main() {
       const haveFile = path.join(work, 'have.json');
       sh(`IMGTOOL_ROOT=${q(recv)} ${BIN} have -o ${q(haveFile)}`);
       const v2 = path.join(work, 'v2.oci.tar');
-      const v2Script = `
-        const B = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'builder'))});
-        (async () => {
-          const info = ${JSON.stringify(info)};
-          const b = new B.ImageBuilder(${JSON.stringify(OCI_DIR)});
-          const top = await b.layer([{ path: 'data/', type: 'dir' }, { path: 'data/text.txt', content: { size: 16 << 20, seed: 'bench-delta-v2', text: true } }]);
-          const base = { digest: info.layers[0].digest, size: info.layers[0].size, diffId: info.layers[0].diffId, uncompressedSize: info.layers[0].uncompressedSize, compression: 'gzip' };
-          const img = b.image({ layers: [base, top], format: 'oci' });
-          await b.ociArchive(${JSON.stringify(v2)}, { images: [{ target: img, names: ['example.com/bench/image:2'] }] });
-        })().catch((e) => { console.error(e); process.exit(1); });`;
-      execFileSync(process.execPath, ['-e', v2Script], { stdio: 'inherit' });
+      buildTopChanged(info, OCI_DIR, 'bench-delta-v2', v2);
       sh(`IMGTOOL_ROOT=${q(store)} ${BIN} load --no-unpack -q -i ${q(v2)} >/dev/null`);
       const rmOut = () => fs.rmSync(out, { force: true });
       const full = row('delta', bench('imgtool save (full) of image:2', `${BIN} save -q -o ${q(out)} example.com/bench/image:2 >/dev/null`, { runs: R, prepare: rmOut, env }));
