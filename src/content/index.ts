@@ -43,6 +43,10 @@ export const MAX_JSON_SIZE = 20 * 1024 * 1024;
 /** Blobs up to this size are read with one synchronous read (see readBuffer). */
 const SYNC_READ_MAX = 256 * 1024;
 
+/** absorb(): the slab size and how many slabs a writer keeps in flight (its memory bound). */
+const SLAB = 1024 * 1024;
+const MAX_SLABS = 4;
+
 /** A blob writer starts a background fdatasync after this many bytes (see ContentWriter). */
 const WRITEBACK_BYTES = 32 * 1024 * 1024;
 
@@ -408,6 +412,7 @@ export class ContentWriter extends Writable {
       else if (typeof chunk === 'string') buf = Buffer.from(chunk, (encoding as BufferEncoding | undefined) ?? 'utf8');
       else if (chunk instanceof Uint8Array) buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       if (buf) {
+        if (this.slabUsed) this.flushSlab();
         this.account(buf);
         return super.write(buf, cb);
       }
@@ -424,7 +429,74 @@ export class ContentWriter extends Writable {
       encoding = undefined;
     }
     if (chunk !== undefined && chunk !== null) this.write(chunk, encoding);
+    if (this.slabUsed) this.flushSlab();
     return super.end(cb);
+  }
+
+  /** Free slabs for absorb(); `slabCount` were made in all (at most MAX_SLABS + 1). */
+  private readonly freeSlabs: Buffer[] = [];
+  private slabCount = 0;
+  private slab: Buffer | undefined;
+  private slabUsed = 0;
+  private slabWaiters: Array<() => void> = [];
+
+  /**
+   * The copying write, for a caller that reuses its buffer (the registry's wire client reads
+   * every socket chunk into the same memory): hash and count `chunk`, copy it into a slab, and
+   * send a full slab to the file; `chunk` is not retained. Slabs are recycled once written, so
+   * the memory touched stays hot and bounded (MAX_SLABS slabs). Returns false when every slab
+   * is in flight: wait for `ready()` before the next call. Ends through `end()` as usual.
+   */
+  absorb(chunk: Buffer): boolean {
+    if (this.writableEnded || this.destroyed) return false;
+    this.account(chunk);
+    let off = 0;
+    while (off < chunk.length) {
+      if (!this.slab) {
+        this.slab = this.freeSlabs.pop();
+        if (!this.slab) {
+          this.slab = Buffer.allocUnsafeSlow(SLAB);
+          this.slabCount++;
+        }
+      }
+      const k = chunk.copy(this.slab, this.slabUsed, off);
+      off += k;
+      this.slabUsed += k;
+      if (this.slabUsed === SLAB) this.flushSlab();
+    }
+    return this.hasSlab();
+  }
+
+  /** Resolves when absorb() may be called again; rejects once the writer has failed. */
+  ready(): Promise<void> {
+    if (this.destroyed) return Promise.reject(this.errored ?? new ImgtoolError('INTERNAL', `${this.describe()}: writer closed`));
+    if (this.hasSlab()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onClose = () => reject(this.errored ?? new ImgtoolError('INTERNAL', `${this.describe()}: writer closed`));
+      this.once('close', onClose);
+      this.slabWaiters.push(() => {
+        this.off('close', onClose);
+        resolve();
+      });
+    });
+  }
+
+  /** A whole slab to spare beyond the one being filled (a chunk of up to SLAB bytes fits). */
+  private hasSlab(): boolean {
+    return this.freeSlabs.length > 0 || this.slabCount < MAX_SLABS;
+  }
+
+  private flushSlab(): void {
+    const s = this.slab!;
+    const n = this.slabUsed;
+    this.slab = undefined;
+    this.slabUsed = 0;
+    super.write(n === s.length ? s : s.subarray(0, n), () => {
+      this.freeSlabs.push(s);
+      const w = this.slabWaiters;
+      this.slabWaiters = [];
+      for (const f of w) f();
+    });
   }
 
   private describe(): string {

@@ -38,6 +38,8 @@ export interface RegistryRequest {
   noRedirect?: boolean;
   /** Transport retries for this request (0: the caller resumes, e.g. an upload chunk). */
   retries?: number;
+  /** A bulk download (blob GET): see HttpRequest.bulk. */
+  bulk?: boolean;
 }
 
 /**
@@ -221,7 +223,7 @@ export class RegistryClient {
       }
       let res: HttpResponse;
       try {
-        res = await this.transport.send({ method: req.method, url, headers, body: req.body, what: req.what, noRedirect: req.noRedirect, retries: req.retries });
+        res = await this.transport.send({ method: req.method, url, headers, body: req.body, what: req.what, noRedirect: req.noRedirect, retries: req.retries, bulk: req.bulk });
       } catch (e) {
         // Fall back to HTTP only when the server does not speak TLS at all; a certificate
         // that does not verify is an error, never a reason to drop TLS.

@@ -19,6 +19,7 @@ import * as tls from 'node:tls';
 import { Readable } from 'node:stream';
 import { ImgtoolError, InvalidArgumentError, RegistryError } from '../errors';
 import { cancelledError } from '../cancel';
+import { WirePool } from './wire';
 import { ProxyConfig, ProxyRefusedError, TunnelAgent, proxyAuthorization, proxyConfig, proxyFor, proxyLabel } from './proxy';
 
 export interface TransportOptions {
@@ -51,12 +52,20 @@ export interface HttpRequest {
   noRedirect?: boolean;
   /** Attempts after the first for this request (default: the transport's). 0 for an upload chunk: its caller resumes. */
   retries?: number;
+  /**
+   * A bulk download (a blob GET): sent over the lean client in ./wire.ts, whose body can be
+   * drained into a sink without fresh allocations (not through a proxy: that stays node:http).
+   */
+  bulk?: boolean;
 }
+
+/** A response body: node's IncomingMessage, or the lean client's WireBody (drainable into a sink). */
+export type ResponseBody = Readable & { headers: http.IncomingHttpHeaders };
 
 export interface HttpResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
-  body: http.IncomingMessage;
+  body: ResponseBody;
   /** URL that answered (after redirects). */
   url: URL;
 }
@@ -94,13 +103,13 @@ export function isPlainHttpServer(e: unknown): boolean {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Drain and discard a response body. */
-export function discard(res: http.IncomingMessage): void {
+export function discard(res: Readable): void {
   res.resume();
   res.on('error', () => undefined);
 }
 
 /** Read a (small) response body, refusing more than `cap` bytes. */
-export async function readBody(res: http.IncomingMessage, cap: number, what: string): Promise<Buffer> {
+export async function readBody(res: ResponseBody, cap: number, what: string): Promise<Buffer> {
   const len = Number(res.headers['content-length']);
   if (Number.isFinite(len) && len > cap) {
     res.destroy();
@@ -126,6 +135,8 @@ export class Transport {
   private readonly proxies: ProxyConfig;
   /** One tunnelling agent per proxy (sockets pooled per registry host inside it). */
   private readonly tunnels = new Map<string, TunnelAgent>();
+  /** Connections for bulk downloads (see ./wire.ts), made on first use. */
+  private wire_: WirePool | undefined;
   readonly retries: number;
   readonly backoffMs: number;
 
@@ -152,6 +163,7 @@ export class Transport {
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.wire_?.close();
     for (const a of this.tunnels.values()) a.destroy();
   }
 
@@ -195,7 +207,7 @@ export class Transport {
     let body = req.body;
     const headers = { ...(req.headers ?? {}) };
     for (let hop = 0; ; hop++) {
-      const res = await this.once(method, url, headers, body, req.what);
+      const res = await this.once(method, url, headers, body, req.what, req.bulk);
       if (req.noRedirect || !REDIRECTS.has(res.status) || !res.headers.location) return { ...res, url };
       discard(res.body);
       if (hop >= MAX_REDIRECTS) throw new RegistryError(`${req.what}: more than ${MAX_REDIRECTS} redirects (last to ${url.origin})`);
@@ -222,7 +234,14 @@ export class Transport {
     }
   }
 
-  private once(method: string, url: URL, headers: Record<string, string>, body: HttpRequest['body'], what: string): Promise<Omit<HttpResponse, 'url'>> {
+  private once(method: string, url: URL, headers: Record<string, string>, body: HttpRequest['body'], what: string, bulk?: boolean): Promise<Omit<HttpResponse, 'url'>> {
+    if (bulk && method === 'GET' && !body && !proxyFor(url, this.proxies)) {
+      const { ca, cert, key, rejectUnauthorized } = this.agentOpts;
+      this.wire_ ??= new WirePool({ tls: { ca, cert, key, rejectUnauthorized } });
+      return this.wire_.request(url, { 'User-Agent': 'imgtool/0.1', ...headers }).catch((e: Error) => {
+        throw wrapNetworkError(e, url, what);
+      });
+    }
     return new Promise((resolve, reject) => {
       const h: Record<string, string> = { 'User-Agent': 'imgtool/0.1', ...headers };
       const src = typeof body === 'function' ? body() : body;

@@ -41,7 +41,8 @@ import { withCommandLease } from '../leases';
 import type { UnpackResult } from '../snapshots';
 import { RegistryClient, ClientOptions } from './client';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryDoc, parseRegistryDoc } from './docs';
-import { discard, isCutConnection, readBody } from './http';
+import { ResponseBody, discard, isCutConnection, readBody } from './http';
+import { WireBody } from './wire';
 import { recordSources } from './sources';
 import { runPool } from './pool';
 import type { ImageOutline } from '../images/types';
@@ -320,10 +321,14 @@ async function fetchDoc(
   return { desc: { mediaType: doc.mediaType, digest, size: bytes.length }, doc };
 }
 
-/** Copy a response body into the writer without ending it (a cut leaves the writer usable). */
-async function copyInto(body: NodeJS.ReadableStream & { destroy(): void }, w: ContentWriter): Promise<void> {
+/**
+ * Copy a response body into the writer without ending it (a cut leaves the writer usable). The
+ * lean client's body is drained straight into the writer (it copies into recycled slabs).
+ */
+async function copyInto(body: ResponseBody, w: ContentWriter): Promise<void> {
   const onError = new Promise<never>((_, reject) => w.once('error', reject));
   onError.catch(() => undefined);
+  if (body instanceof WireBody) return Promise.race([body.drainInto(w), onError]);
   for await (const chunk of body as AsyncIterable<Buffer>) {
     if (!w.write(chunk)) await Promise.race([once(w, 'drain'), onError]);
   }
@@ -344,7 +349,7 @@ async function fetchBlob(store: Store, client: RegistryClient, request: Requeste
     for (let attempt = 1; ; attempt++) {
       const offset = w.written;
       const res = await request({
-        method: 'GET', path: `/v2/${repo}/blobs/${d.digest}`, scopes: [[repo, 'pull']], what,
+        method: 'GET', path: `/v2/${repo}/blobs/${d.digest}`, scopes: [[repo, 'pull']], what, bulk: true,
         headers: offset > 0 && offset < d.size ? { Range: `bytes=${offset}-` } : undefined,
       });
       if (offset > 0 && res.status === 206) {
