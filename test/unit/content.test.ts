@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import * as crypto from 'node:crypto';
 import { Store, sha256, ImgtoolError } from '../../src';
 import { tmpDir, rmrf } from '../helpers/cli';
 
@@ -80,6 +81,39 @@ describe('content store', () => {
     expect(fs.readFileSync(store.content.blobPath(info.digest)).equals(data)).toBe(true);
   });
 
+
+  it('absorb() copies: the caller reuses its buffer at once, the blob is still exact; slabs stay bounded; write() after absorb() keeps the order', async () => {
+    const data = crypto.randomBytes(9 * 1024 * 1024 + 333);
+    const w = store.content.writer({ digest: sha256(Buffer.concat([data, Buffer.from('tail')])), size: data.length + 4 });
+    const reused = Buffer.alloc(200 * 1024);
+    let waits = 0;
+    for (let off = 0; off < data.length; off += reused.length) {
+      const n = data.copy(reused, 0, off, off + reused.length);
+      const more = w.absorb(reused.subarray(0, n));
+      reused.fill(0xee); // the writer must not have kept a reference
+      if (!more) {
+        waits++;
+        await w.ready();
+      }
+    }
+    w.end(Buffer.from('tail'));
+    await new Promise<void>((res, rej) => w.once('finish', () => res()).once('error', rej));
+    const info = await w.commit();
+    expect(info.size).toBe(data.length + 4);
+    expect(waits).toBeGreaterThan(0);
+    expect((w as unknown as { slabCount: number }).slabCount).toBeLessThanOrEqual(4);
+  });
+
+  it('absorb() past the expected size fails the writer, and ready() then rejects instead of hanging', async () => {
+    const w = store.content.writer({ size: 10 });
+    w.on('error', () => undefined);
+    w.absorb(Buffer.alloc(20));
+    w.end();
+    await new Promise((r) => w.once('close', r));
+    await expect(w.ready()).rejects.toThrow(/size mismatch/);
+    await w.abort();
+    expect(fs.readdirSync(store.content.ingestDir)).toEqual([]);
+  });
   it('the already-present fast path rewrites a stored file whose size is wrong (or that is gone)', async () => {
     const data = Buffer.from('x'.repeat(5000));
     const d = sha256(data);
