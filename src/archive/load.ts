@@ -21,12 +21,12 @@ export interface LoadResult extends ImportResult {
 /**
  * `imgtool load`: import an archive (all-or-nothing), unpack the host platform (or each
  * `--platform`) of every image into snapshots, and only then register the names, in one
- * transaction (`unpackThenRegister`, src/images/register.ts): a load that fails, is interrupted or is killed
- * (SIGKILL: no cleanup runs) before that registers nothing. Until then the content and the
- * snapshots are held by the load's lease (a process lease dies with its process; prune takes
- * what it held). Then every file this load ingested that no image references is dropped
- * (not kept: a junk file in an archive does not grow the store); a failed load drops
- * everything it ingested that nothing else retains.
+ * transaction (`unpackThenRegister`, src/images/register.ts): a load that fails, is
+ * interrupted or is killed (SIGKILL: no cleanup runs) before that registers nothing. Until
+ * then the content and the snapshots are held by the load's lease (a process lease dies with
+ * its process; prune takes what it held). Then every file this load ingested that no image
+ * references is dropped (not kept: a junk file in an archive does not grow the store); a
+ * failed load drops everything it ingested that nothing else retains.
  */
 export async function loadArchive(store: Store, input: ArchiveInputSource, opts: LoadOptions = {}): Promise<LoadResult> {
   // The content must be held while unpacking, before any name holds it.
