@@ -15,14 +15,21 @@ import { contentSource } from '../images/source';
 import { Platform, PlatformMatcher, exactMatcher, formatPlatform, hostPlatform, normalizePlatform } from '../platform';
 import { ImgtoolError, InvalidArgumentError, MissingContentError, NotFoundError } from '../errors';
 import { Progress, silentProgress } from '../progress';
-import { LayerResolver, replacementMediaType, layerResolver } from '../layers';
-import {
-  SAVE_COMPRESSIONS, SAVE_FORMATS, DigestChange, PlannedBlob, SaveCompression, SaveFormat, SaveOptions, SavePlan,
+// Not ../layers: its index loads the producer (codecs, zlib) and the prover, which the resolver
+// loads only when a layer must be produced; a plan that keeps every layer needs neither.
+import { replacementMediaType } from '../layers/request';
+import type { LayerResolver } from '../layers/request';
+import { layerResolver } from '../layers/resolver';
+import type {
+  DigestChange, PlannedBlob, SaveCompression, SaveFormat, SaveOptions, SavePlan,
 } from './export';
 import { Named, resolveNames } from './export-names';
 import { collectTree, rebuildIndex, rewriteManifest } from './export-rewrite';
 import { archiveMetadata } from './export-metadata';
 import { closureBlobs, deltaAnnotations } from './have';
+
+export const SAVE_FORMATS: readonly SaveFormat[] = ['oci+docker', 'oci', 'docker'];
+export const SAVE_COMPRESSIONS: readonly SaveCompression[] = ['keep', 'gzip', 'zstd', 'none'];
 
 /** A kept manifest with its final descriptor, layers and config. */
 export interface KeptManifest {

@@ -17,15 +17,14 @@ import { LayerResolver, SaveCompression } from '../layers';
 import { ArchiveOutput } from './output';
 import type { Inventory } from './have';
 
-export { planSave } from './export-plan';
+// The constants live with the plan (which checks options against them), so a planner that
+// writes no archive (push) loads neither this module nor export-write.
+export { planSave, SAVE_FORMATS, SAVE_COMPRESSIONS } from './export-plan';
 export { saveImages } from './export-write';
 export type { LayerResolver, LayerRequest, SaveCompression } from '../layers';
 
 /** Archive layout: OCI layout + Docker manifest.json (default), OCI only, or Docker only. */
 export type SaveFormat = 'oci+docker' | 'oci' | 'docker';
-
-export const SAVE_FORMATS: readonly SaveFormat[] = ['oci+docker', 'oci', 'docker'];
-export const SAVE_COMPRESSIONS: readonly SaveCompression[] = ['keep', 'gzip', 'zstd', 'none'];
 
 export interface SaveOptions {
   /** Only these platforms (a new index is written when that is a subset). */

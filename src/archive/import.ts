@@ -27,6 +27,7 @@ import { checkArchiveImages, platformMatcher } from './reader-images';
 import { ArchiveFormat, resolveArchive } from './reader-layout';
 import { deltaExpects } from './have';
 import { markOthers } from '../gc/prune';
+import { registerNames } from '../images/register';
 import type { Limits } from '../limits';
 import type { ImageOutline } from '../images/types';
 
@@ -289,30 +290,6 @@ async function importInto(store: Store, input: ArchiveInputSource, opts: ImportO
     if (!had) fresh.add(d.digest);
   }
   return { result, registrations, needed, fresh };
-}
-
-/**
- * Register `registrations` in ONE write transaction, after checking every blob of `needed`
- * is (still) in the store; `also` runs inside the same transaction. Returns what each name
- * pointed at before (for `undoNames`). Shared by `load` and `pull`.
- */
-export function registerNames(
-  store: Store,
-  registrations: Array<{ name: string; target: Descriptor }>,
-  needed: Descriptor[],
-  opts: { lease?: ResourceHolder; verb?: string; also?: () => void } = {},
-): Array<{ name: string; target?: Descriptor }> {
-  const verb = opts.verb ?? 'load';
-  return store.meta.write(() => {
-    const missing = [...new Set(needed.map((d) => d.digest))].filter((dg) => !store.content.has(dg));
-    if (missing.length) {
-      throw new MissingContentError(`${missing.length} blob(s) vanished from the store during the ${verb} (pruned?); nothing ${verb === 'load' ? 'loaded' : 'registered'}`, missing);
-    }
-    const previous = registrations.map((r) => ({ name: r.name, target: store.images.get(r.name)?.target }));
-    for (const r of registrations) store.images.put(r.name, r.target, opts.lease);
-    opts.also?.();
-    return previous;
-  });
 }
 
 function normalizeIndexName(n: string): string {

@@ -5,7 +5,14 @@ import { formatPlatform } from '../platform';
 import { MissingContentError } from '../errors';
 import type { LayerRequest, LayerResolver } from './request';
 import { replacementMediaType } from './request';
-import { LayerRebuilder, ensureLayer } from './produce';
+import type { LayerRebuilder } from './produce';
+import type * as Produce from './produce';
+
+// The producer (codecs, zlib, the prover; it loads the snapshot code and the worker itself) on
+// first use only: a plan whose layers are all present as wanted (push, save of a stored image)
+// never asks the resolver.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const produce = (): typeof Produce => require('./produce') as typeof Produce;
 
 export interface LayerResolverOptions {
   /** Level for layers compressed anew (default: the codec's default). */
@@ -35,7 +42,7 @@ export function layerResolver(store: Store, opts: LayerResolverOptions = {}): La
       if (!req.diffId) return present && own === want ? req.layer : undefined;
       const mediaType = replacementMediaType(req.layer.mediaType, want);
       try {
-        const r = await ensureLayer(store, req.diffId, {
+        const r = await produce().ensureLayer(store, req.diffId, {
           compression: want,
           level: req.compression === 'keep' ? undefined : opts.level,
           deterministic: opts.deterministic,

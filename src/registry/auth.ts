@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { execFile } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
 import { InvalidArgumentError, RegistryError } from '../errors';
 import { writeFileAtomic } from '../fsutil';
 
@@ -116,11 +116,15 @@ function decodeEntry(e: AuthEntry, file: string, host: string): Credentials | un
   return undefined;
 }
 
+// node:child_process only when a credential helper runs (not on every registry request).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const childProcess = (): typeof ChildProcess => require('node:child_process') as typeof ChildProcess;
+
 /** Run `docker-credential-NAME ACTION` with `input` on stdin. */
 function credHelper(name: string, action: 'get' | 'store' | 'erase', input: string, e: AuthEnv): Promise<string> {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) return Promise.reject(new InvalidArgumentError(`invalid credential helper name ${JSON.stringify(name)}`));
   return new Promise((resolve, reject) => {
-    const child = execFile(`docker-credential-${name}`, [action], { timeout: 30_000, maxBuffer: 1 << 20, env: e.env ?? process.env }, (err, stdout) => {
+    const child = childProcess().execFile(`docker-credential-${name}`, [action], { timeout: 30_000, maxBuffer: 1 << 20, env: e.env ?? process.env }, (err, stdout) => {
       if (err) {
         const out = String(stdout ?? '').trim();
         // Helpers answer "credentials not found in native keychain" for unknown hosts.

@@ -19,9 +19,9 @@
  *    fresh temp file when the registry does not do ranges).
  * 5. All-or-nothing: once all content is in, the platforms are unpacked and only then the
  *    names of every REF are registered, in one transaction, with the blob sources (for
- *    mounts) — `unpackThenRegister`, shared with load. Everything runs under the command's
- *    lease: a pull that fails or is killed (SIGKILL) leaves only unreferenced content and
- *    snapshots for prune, never a name.
+ *    mounts) — `unpackThenRegister` (src/images/register.ts), shared with load. Everything
+ *    runs under the command's lease: a pull that fails or is killed (SIGKILL) leaves only
+ *    unreferenced content and snapshots for prune, never a name.
  */
 import { finished } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -36,7 +36,7 @@ import { Platform, formatPlatform, hostPlatform, normalizePlatform, parsePlatfor
 import { Progress, silentProgress } from '../progress';
 import { Reference, parseReference, repositoryName } from '../reference';
 import { namesForImage } from '../archive/naming';
-import { unpackThenRegister } from '../archive/load';
+import { unpackThenRegister } from '../images/register';
 import { withCommandLease } from '../leases';
 import type { UnpackResult } from '../snapshots';
 import { RegistryClient, ClientOptions } from './client';

@@ -1,7 +1,7 @@
 /**
  * `imgtool push IMAGE [REF]`: upload an image from the store over the OCI distribution API.
  *
- * 1. Plan with `planSave` (src/archive/export.ts, OCI format, no archive written): the same
+ * 1. Plan with `planSave` (src/archive/export-plan.ts, OCI format, no archive written): the same
  *    platform selection, the same layer module (`layerResolver` -> `ensureLayer`: a layer
  *    absent from the store is converted from another variant or rebuilt from its snapshot),
  *    the same old -> new digests for a partial image pushed as its present platforms under a
@@ -25,7 +25,8 @@ import { Index } from '../images/types';
 import { Platform, normalizePlatform, parsePlatform } from '../platform';
 import { Progress, silentProgress } from '../progress';
 import { parseReference, repositoryName } from '../reference';
-import { planSave, DigestChange, PlannedBlob } from '../archive/export';
+import { planSave } from '../archive/export-plan'; // not ../archive/export: push writes no archive
+import type { DigestChange, PlannedBlob } from '../archive/export';
 import { RegistryClient, ClientOptions } from './client';
 import { MAX_MANIFEST_SIZE } from './docs';
 import { discard } from './http';

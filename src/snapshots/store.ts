@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import type * as ChildProcess from 'node:child_process';
 import { Metadata } from '../metadata';
 import { ResourceHolder } from '../content';
 import { ImgtoolError, NotFoundError } from '../errors';
@@ -225,9 +225,13 @@ export class SnapshotStore {
   }
 }
 
+// node:child_process only when a snapshot is committed (the Store facade opens without it).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const childProcess = (): typeof ChildProcess => require('node:child_process') as typeof ChildProcess;
+
 /** Flush a freshly written tree to disk (syncfs via `sync -f`; per-file fsync fallback). */
 function syncTree(dir: string): void {
-  const r = spawnSync('sync', ['-f', dir], { stdio: 'ignore' });
+  const r = childProcess().spawnSync('sync', ['-f', dir], { stdio: 'ignore' });
   if (r.status === 0) return;
   syncTreeFiles(dir);
 }

@@ -1,6 +1,6 @@
 /**
  * A pull killed (SIGKILL: no cleanup can run) while it unpacks registers nothing, as a killed
- * load: pull shares load's deferred-names path (src/archive/load.ts `unpackThenRegister`), so
+ * load: pull shares load's deferred-names path (src/images/register.ts `unpackThenRegister`), so
  * the names are written by the last transaction, after unpacking. The next command sweeps the
  * dead process's work directory; fsck is clean; pulling again works. Against the real
  * distribution registry (scripts/peers/registry-up.sh).

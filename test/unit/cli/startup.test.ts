@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { REPO, BIN, rmrf, tmpDir } from '../../helpers/cli';
 import { Store } from '../../../src/store';
@@ -85,5 +86,39 @@ describe('start-up: what the CLI loads', () => {
     expect((JSON.parse(second.stdout) as { layers: Array<{ source: string }> }).layers.map((l) => l.source)).toEqual(['existing', 'existing']);
     const heavy = second.mods.filter((m) => /\/dist\/src\/(snapshots\/(ops|apply|tree)|gc\/|compression\/transcode)|zstd-napi/.test(m) || m === 'node:worker_threads');
     expect(heavy).toEqual([]);
+  });
+
+  it('pull --no-unpack, and push of an image whose layers are stored, load no archive, snapshot, codec, layer-producing or GC code', async () => {
+    // A loopback port nothing listens on: each command fails at its first request, after
+    // everything it does before the network (push: the whole plan).
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const b = new ImageBuilder(path.join(dir, 'build-push'));
+    const l1 = await b.layer([{ path: 'a.txt', content: { size: 16 << 10, seed: 'push-a', text: true } }]);
+    const tar = path.join(dir, 'push.tar');
+    await b.ociArchive(tar, { images: [{ target: b.image({ layers: [l1], format: 'oci' }), names: ['example.com/startup/push:1'] }] });
+    const root = path.join(dir, 'push-store');
+    const s = Store.open(root);
+    try {
+      await loadArchive(s, tar, { unpack: false });
+    } finally {
+      s.close();
+    }
+    const heavy = (mods: string[]) => mods.filter((m) =>
+      /\/dist\/src\/(archive\/(load|import|reader|output|export-write|writer)|snapshots\/(ops|apply|tree|export)|compression\/(codecs|transcode)|layers\/(index|produce|prove)|gc\/|tar\/(index|parse))\.js$|zstd-napi/.test(m));
+    const pull = loadedBy(['pull', '-q', '--insecure', '--no-unpack', `127.0.0.1:${port}/startup/x:1`], root);
+    expect(pull.status).toBe(1);
+    expect(pull.stderr).toMatch(/ECONNREFUSED/);
+    expect(pull.mods.some((m) => m.endsWith(`${path.sep}dist${path.sep}src${path.sep}registry${path.sep}pull.js`))).toBe(true);
+    expect(heavy(pull.mods)).toEqual([]);
+    const push = loadedBy(['push', '-q', '--insecure', 'example.com/startup/push:1', `127.0.0.1:${port}/startup/x:1`], root);
+    expect(push.status).toBe(1);
+    expect(push.stderr).toMatch(/ECONNREFUSED/);
+    expect(push.mods.some((m) => m.endsWith(`${path.sep}dist${path.sep}src${path.sep}archive${path.sep}export-plan.js`))).toBe(true);
+    expect(heavy(push.mods)).toEqual([]);
   });
 });
