@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../errors';
 import { Credentials, apiHost, findCredentials, parseChallenges, AuthEnv } from './auth';
+import type { FileBody } from './filebody';
 import { HttpResponse, Transport, TransportOptions, discard, isPlainHttpServer, isTlsError, readBody } from './http';
 
 export interface ClientOptions extends TransportOptions, AuthEnv {
@@ -33,7 +34,7 @@ export interface RegistryRequest {
   /** Repository scopes: `[['library/x', 'pull']]`, or `[['a','pull'],['b','pull,push']]` for a mount. */
   scopes: Array<[string, string]>;
   headers?: Record<string, string>;
-  body?: Buffer | (() => Readable);
+  body?: Buffer | (() => Readable | FileBody);
   what: string;
   noRedirect?: boolean;
   /** Transport retries for this request (0: the caller resumes, e.g. an upload chunk). */

@@ -20,6 +20,7 @@ import { Readable } from 'node:stream';
 import { ImgtoolError, InvalidArgumentError, RegistryError } from '../errors';
 import { cancelledError } from '../cancel';
 import { WirePool } from './wire';
+import { FileBody } from './filebody';
 import { ProxyConfig, ProxyRefusedError, TunnelAgent, proxyAuthorization, proxyConfig, proxyFor, proxyLabel } from './proxy';
 
 export interface TransportOptions {
@@ -44,8 +45,8 @@ export interface HttpRequest {
   method: string;
   url: URL;
   headers?: Record<string, string>;
-  /** A body, or a factory reopening it for each attempt. */
-  body?: Buffer | (() => Readable);
+  /** A body, or a factory reopening it for each attempt (a FileBody: a file range, sent from recycled buffers). */
+  body?: Buffer | (() => Readable | FileBody);
   /** What the request is for, in errors: `manifest docker.io/x:1`. */
   what: string;
   /** Do not follow redirects (the caller wants the Location, e.g. upload sessions). */
@@ -246,6 +247,7 @@ export class Transport {
       const h: Record<string, string> = { 'User-Agent': 'imgtool/0.1', ...headers };
       const src = typeof body === 'function' ? body() : body;
       if (Buffer.isBuffer(src)) h['Content-Length'] = String(src.length);
+      if (src instanceof FileBody) h['Content-Length'] = String(src.length);
       const onRes = (res: http.IncomingMessage) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
       const proxy = proxyFor(url, this.proxies);
       let r: http.ClientRequest;
@@ -272,6 +274,7 @@ export class Transport {
       });
       if (!src) r.end();
       else if (Buffer.isBuffer(src)) r.end(src);
+      else if (src instanceof FileBody) src.pipeTo(r);
       else {
         src.on('error', (e) => r.destroy(e));
         src.pipe(r);

@@ -19,12 +19,12 @@
  *    error naming the blob.
  */
 import { createHash, Hash } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
 import type { Store } from '../store';
 import { DigestMismatchError, RegistryError } from '../errors';
 import type { ProgressTask } from '../progress';
 import { RegistryClient } from './client';
 import { discard, isCutConnection } from './http';
+import { FileBody } from './filebody';
 
 /** Chunk size (and the largest blob sent monolithically): see scripts/bench/registry.js. */
 export const UPLOAD_CHUNK_SIZE = 64 * 1024 * 1024;
@@ -98,14 +98,23 @@ export async function uploadBlob(ctx: UploadContext, b: UploadBlob, location: st
     try {
       if (b.size <= ctx.chunkSize) {
         await finish(ctx, b, s, scopes, b.size, () => {
+          // Hashed as it is sent: a stored blob that fails its digest destroys the request
+          // before its last byte, so the registry never gets a complete body of other bytes.
           let n = 0;
-          const rs = ctx.store.content.openRead(b.digest, { verify: true, what });
-          rs.on('data', (c: Buffer) => {
-            n += c.length;
-            counted(c.length);
-            ctx.task?.update(n);
+          const h = createHash('sha256');
+          return new FileBody(ctx.store.content.blobPath(b.digest), 0, b.size, {
+            what,
+            onChunk: (c) => {
+              h.update(c);
+              n += c.length;
+              counted(c.length);
+              ctx.task?.update(n);
+            },
+            beforeEnd: () => {
+              const got = `sha256:${h.digest('hex')}`;
+              if (got !== b.digest) throw new DigestMismatchError(b.digest, got, `${what} (read from the store)`);
+            },
           });
-          return rs;
         });
         return;
       }
@@ -173,7 +182,7 @@ export async function uploadBlob(ctx: UploadContext, b: UploadBlob, location: st
 }
 
 /** `PUT LOCATION?digest=` with the rest of the blob (monolithic) or nothing (after PATCHes). */
-async function finish(ctx: UploadContext, b: UploadBlob, s: Session, scopes: Array<[string, string]>, length: number, body: (() => Readable) | undefined): Promise<void> {
+async function finish(ctx: UploadContext, b: UploadBlob, s: Session, scopes: Array<[string, string]>, length: number, body: (() => FileBody) | undefined): Promise<void> {
   const { client, what } = ctx;
   const put = await client.request({
     method: 'PUT', path: target(s.location, client, { digest: b.digest }), scopes, what, retries: 0,
@@ -202,7 +211,7 @@ class RangeHasher {
 
   constructor(private readonly store: Store, private readonly b: UploadBlob, private readonly what: string) {}
 
-  read(from: number, end: number, onBytes: (n: number) => void): Readable {
+  read(from: number, end: number, onBytes: (n: number) => void): FileBody {
     if (from !== this.hashedTo) {
       const mark = this.marks.get(from);
       if (mark) {
@@ -211,23 +220,19 @@ class RangeHasher {
       }
     }
     if (from === this.hashedTo) this.marks.set(from, this.hash.copy());
-    const rs = this.store.content.openRead(this.b.digest, { what: this.what, start: from, end: end - 1 });
     let n = 0;
-    const self = this;
     const hashing = from === this.hashedTo;
-    const t = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
+    return new FileBody(this.store.content.blobPath(this.b.digest), from, end, {
+      what: this.what,
+      onChunk: (chunk) => {
         n += chunk.length;
-        if (hashing && self.hashedTo === from + n - chunk.length) {
-          self.hash.update(chunk);
-          self.hashedTo += chunk.length;
+        if (hashing && this.hashedTo === from + n - chunk.length) {
+          this.hash.update(chunk);
+          this.hashedTo += chunk.length;
         }
         onBytes(n);
-        cb(null, chunk);
       },
     });
-    rs.on('error', (e) => t.destroy(e));
-    return rs.pipe(t);
   }
 
   /** Every byte was hashed in order: it must be the digest. Else hash the store's copy whole. */

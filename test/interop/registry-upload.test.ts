@@ -171,6 +171,35 @@ describe('chunked, resumable blob uploads against docker-registry', () => {
     }
   });
 
+  it('a stored blob whose bytes do not match its digest fails a monolithic upload before its last byte is sent', async () => {
+    if (!HAVE) return;
+    const proxy = await startCuttingProxy(reg, { match: () => false, afterBytes: 0, times: 0 });
+    try {
+      const root = path.join(dir, `st${n++}`);
+      await imgtool(root, ['load', '-i', path.join(dir, 'u.tar'), '--no-unpack']);
+      const store = Store.open(root);
+      try {
+        const file = store.content.blobPath(big);
+        const buf = fs.readFileSync(file);
+        buf[buf.length - 1] ^= 0xff; // the very last byte: only a check before the end catches it
+        fs.chmodSync(file, 0o644);
+        fs.writeFileSync(file, buf);
+        // Default chunk size: the 2 MiB blob goes as one PUT ?digest= with the whole body.
+        const e = await pushImage(store, 'example.com/up:1', `${proxy.host}/corrupt-mono:1`, { insecure: true }).then(() => undefined, (x) => x as Error);
+        expect(e?.message).toMatch(new RegExp(`blob ${big} \\(read from the store\\): digest mismatch`));
+        expect(e?.message.split('\n')).toHaveLength(1);
+      } finally {
+        store.close();
+      }
+      // The PUT began but never completed: the registry holds nothing under that digest.
+      expect(proxy.log.filter((l) => l.method === 'PUT' && l.url.includes(`digest=${encodeURIComponent(big)}`)).length).toBeGreaterThan(0);
+      const res = await fetch(`http://${reg}/v2/corrupt-mono/blobs/${big}`, { method: 'HEAD' });
+      expect(res.status).toBe(404);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('cut every time: a bounded number of attempts, one clear error naming the blob, the tag untouched', async () => {
     if (!HAVE) return;
     const proxy = await startCuttingProxy(reg, { match: (m) => m === 'PATCH', afterBytes: 1000, times: 1000 });
