@@ -19,7 +19,7 @@ import * as tls from 'node:tls';
 import { Readable } from 'node:stream';
 import { ImgtoolError, InvalidArgumentError, RegistryError } from '../errors';
 import { cancelledError } from '../cancel';
-import { WirePool } from './wire';
+import { PROTOCOL_ERROR, WireError, WirePool } from './wire';
 import { FileBody } from './filebody';
 import { ProxyConfig, ProxyRefusedError, TunnelAgent, proxyAuthorization, proxyConfig, proxyFor, proxyLabel } from './proxy';
 
@@ -303,6 +303,7 @@ export class NetworkError extends RegistryError {
 function wrapNetworkError(e: Error, url: URL, what: string): Error {
   // imgtool's own errors (a store blob that fails its digest while streamed as a body) stay as they are.
   if (e instanceof ImgtoolError || e.name === 'CancelledError') return e;
-  const code = (e as NodeJS.ErrnoException).code;
+  // The wire client's protocol errors say what was wrong; their code adds nothing for a reader.
+  const code = e instanceof WireError && e.code === PROTOCOL_ERROR ? undefined : (e as NodeJS.ErrnoException).code;
   return new NetworkError(`${what}: ${url.origin}: ${code ? `${code}: ` : ''}${e.message.replace(/https?:\/\/\S+/g, '<url>')}`, code, e.message);
 }

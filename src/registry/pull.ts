@@ -42,7 +42,7 @@ import type { UnpackResult } from '../snapshots';
 import { RegistryClient, ClientOptions } from './client';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryDoc, parseRegistryDoc } from './docs';
 import { ResponseBody, discard, isCutConnection, readBody } from './http';
-import { WireBody } from './wire';
+import { WireBody, WireError } from './wire';
 import { recordSources } from './sources';
 import { runPool } from './pool';
 import type { ImageOutline } from '../images/types';
@@ -372,6 +372,8 @@ async function fetchBlob(store: Store, client: RegistryClient, request: Requeste
         break;
       } catch (e) {
         res.body.destroy();
+        // A body the framing parser refused (src/registry/wire.ts): one line naming the blob.
+        if (e instanceof WireError && !isCutConnection(e)) throw new RegistryError(`${what}: ${e.message}`);
         if (!isCutConnection(e)) throw e;
         if (attempt >= BLOB_ATTEMPTS) throw new RegistryError(`${what}: the connection was cut ${attempt} times; giving up`);
       }
@@ -381,6 +383,8 @@ async function fetchBlob(store: Store, client: RegistryClient, request: Requeste
     await w.commit();
     return 'fetched';
   } catch (e) {
+    // Nothing may be listening yet (the request itself failed): the error is ours to throw.
+    w.on('error', () => undefined);
     if (!w.destroyed) w.destroy(e as Error);
     await w.abort();
     throw e;

@@ -58,7 +58,9 @@ export class WireError extends Error {
   }
 }
 
-const protocolError = (m: string) => new WireError(`malformed HTTP response: ${m}`, 'EPROTO_HTTP');
+/** The code of a malformed head or framing (not a network failure: never retried or resumed). */
+export const PROTOCOL_ERROR = 'EPROTO_HTTP';
+const protocolError = (m: string) => new WireError(`malformed HTTP response: ${m}`, PROTOCOL_ERROR);
 const aborted = () => new WireError('aborted: the connection closed before the end of the body', 'ECONNRESET');
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
