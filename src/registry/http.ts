@@ -19,7 +19,7 @@ import * as tls from 'node:tls';
 import { Readable } from 'node:stream';
 import { ImgtoolError, InvalidArgumentError, RegistryError } from '../errors';
 import { cancelledError } from '../cancel';
-import { PROTOCOL_ERROR, WireError, WirePool } from './wire';
+import { IDLE_TIMEOUT_MS, PROTOCOL_ERROR, WireError, WirePool } from './wire';
 import { FileBody } from './filebody';
 import { ProxyConfig, ProxyRefusedError, TunnelAgent, proxyAuthorization, proxyConfig, proxyFor, proxyLabel } from './proxy';
 
@@ -37,6 +37,8 @@ export interface TransportOptions {
   retries?: number;
   /** Base backoff in ms (doubles each attempt). */
   backoffMs?: number;
+  /** A request that hears nothing for this long fails (retried/resumed as a cut connection); default 60 s (10× with a request body). */
+  idleTimeoutMs?: number;
   /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read (default process.env): see proxy.ts. */
   env?: NodeJS.ProcessEnv;
 }
@@ -238,7 +240,7 @@ export class Transport {
   private once(method: string, url: URL, headers: Record<string, string>, body: HttpRequest['body'], what: string, bulk?: boolean): Promise<Omit<HttpResponse, 'url'>> {
     if (bulk && method === 'GET' && !body && !proxyFor(url, this.proxies)) {
       const { ca, cert, key, rejectUnauthorized } = this.agentOpts;
-      this.wire_ ??= new WirePool({ tls: { ca, cert, key, rejectUnauthorized } });
+      this.wire_ ??= new WirePool({ tls: { ca, cert, key, rejectUnauthorized }, idleTimeoutMs: this.opts.idleTimeoutMs });
       return this.wire_.request(url, { 'User-Agent': 'imgtool/0.1', ...headers }).catch((e: Error) => {
         throw wrapNetworkError(e, url, what);
       });
@@ -268,6 +270,11 @@ export class Transport {
         };
         r = proxy.protocol === 'https:' ? https.request({ ...opts, agent: this.httpsAgent }, onProxyRes) : http.request({ ...opts, agent: this.httpAgent }, onProxyRes);
       }
+      // Silence while a response is owed: a cut (retried, or resumed by the caller), never a hang.
+      // With a body, the registry may be silent while it commits a large blob (storage backends
+      // copy it): ten times as long before that counts as a stall.
+      const idle = (this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS) * (src ? 10 : 1);
+      r.setTimeout(idle, () => r.destroy(Object.assign(new Error(`timed out: nothing from the server for ${Math.round(idle / 1000)} s`), { code: 'ETIMEDOUT' })));
       r.on('error', (e) => {
         if (src && !Buffer.isBuffer(src)) src.destroy();
         reject(e instanceof ProxyRefusedError ? new RegistryError(`${what}: ${e.message}`, { status: e.status }) : wrapNetworkError(e, url, what));

@@ -49,7 +49,12 @@ export interface BodySink {
 export interface WireOptions {
   /** TLS options for https: (ca, cert, key, rejectUnauthorized), as the https agent has them. */
   tls?: tls.ConnectionOptions;
+  /** A request that hears nothing for this long fails as a cut connection (default IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
 }
+
+/** No byte for this long while a response is awaited or read: the connection is given up. */
+export const IDLE_TIMEOUT_MS = 60_000;
 
 export class WireError extends Error {
   constructor(message: string, readonly code: string) {
@@ -284,6 +289,14 @@ class Conn {
       ? tls.connect({ ...opts.tls, host, port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], onread } as tls.ConnectionOptions)
       : net.connect({ host, port, onread });
     this.socket.setNoDelay(true);
+    // Silence while a response is owed is a cut (the caller resumes or fails, never hangs); an
+    // idle pooled connection that times out is just closed; a pause of our own is not silence.
+    const idle = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.socket.setTimeout(idle, () => {
+      if (this.paused && this.body) return;
+      if (!this.busy) return this.destroy();
+      this.failWith(new WireError(`timed out: nothing from the server for ${Math.round(idle / 1000)} s`, 'ETIMEDOUT'));
+    });
     this.socket.on('error', (e) => this.onError(e));
     this.socket.on('end', () => this.onEnd());
     this.socket.on('close', () => this.onEnd());

@@ -15,6 +15,8 @@ import { rmrf, runCli, tmpDir } from '../helpers/cli';
 import { requirePeer, startRegistry, stopRegistry } from '../helpers/peers';
 import { ImageBuilder, BuiltImage } from '../../src/builder';
 import { imgtool, imgtoolJson } from './matrix-fixtures';
+import { Store } from '../../src/store';
+import { pullImages } from '../../src/registry';
 
 jest.setTimeout(180_000);
 
@@ -54,14 +56,16 @@ describe('blob framing from a hostile registry path', () => {
   });
 
   /** Forward everything to the registry, except GETs of the layer: those get `framing`'s raw bytes. */
-  async function proxy(framing: Framing): Promise<{ host: string; close: () => Promise<void> }> {
+  async function proxy(framing: Framing, opts: { stall?: boolean } = {}): Promise<{ host: string; close: () => Promise<void>; gets: () => number }> {
+    let gets = 0;
     const [rh, rp] = reg.split(':');
     const srv = http.createServer((req, res) => {
       if (req.method === 'GET' && req.url?.includes(`/blobs/${layer}`)) {
         req.resume();
+        gets++;
         const sock = res.socket!;
         sock.write(framing(bytes));
-        sock.end();
+        if (!opts.stall) sock.end(); // stalled: the connection stays open, silent
         return;
       }
       const up = http.request({ host: rh, port: Number(rp), method: req.method, path: req.url, headers: req.headers }, (ur) => {
@@ -76,6 +80,7 @@ describe('blob framing from a hostile registry path', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     return {
       host: `127.0.0.1:${(srv.address() as AddressInfo).port}`,
+      gets: () => gets,
       close: () => new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
         srv.close(() => r());
@@ -103,6 +108,24 @@ describe('blob framing from a hostile registry path', () => {
       expect(r.images[0].digest).toBe(img.descriptor.digest);
       expect((await runCli(['fsck'], { root: dst })).code).toBe(0);
     } finally {
+      await p.close();
+    }
+  });
+
+  it('a registry that goes silent in the middle of a blob: each attempt gives up after the idle timeout, the pull fails after bounded attempts, nothing registered', async () => {
+    if (!HAVE) return;
+    const p = await proxy((b) => Buffer.concat([head(`Content-Length: ${b.length}\r\n`), b.subarray(0, b.length >> 1)]), { stall: true });
+    const dst = path.join(dir, `d${n++}`);
+    const store = Store.open(dst);
+    try {
+      const t0 = Date.now();
+      const e = await pullImages(store, [`${p.host}/frame:1`], { insecure: true, unpack: false, idleTimeoutMs: 300 }).then(() => undefined, (x) => x as Error);
+      expect(e?.message).toMatch(new RegExp(`blob ${layer}: the connection was cut 3 times; giving up`));
+      expect(p.gets()).toBe(3);
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      expect(store.images.list()).toEqual([]);
+    } finally {
+      store.close();
       await p.close();
     }
   });

@@ -295,6 +295,52 @@ describe('wire: the attacker\'s responses', () => {
     }
   });
 
+  it('a server that goes silent before its head, or in the middle of a body, is a cut connection after the idle timeout (no hang)', async () => {
+    const quiet = new WirePool({ idleTimeoutMs: 150 });
+    const srv = await rawServer((i, s) => {
+      if (i === 0) return; // never answers
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf'); // then nothing
+    });
+    try {
+      const t0 = Date.now();
+      const e1 = await quiet.request(srv.url(), {}).then(() => undefined, (x: Error) => x);
+      expect(isCutConnection(e1)).toBe(true);
+      expect(e1?.message).toMatch(/timed out: nothing from the server/);
+      const r = await quiet.request(srv.url(), {});
+      const e2 = await r.body.drainInto(collectingSink()).then(() => undefined, (x: Error) => x);
+      expect(isCutConnection(e2)).toBe(true);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      quiet.close();
+      await srv.close();
+    }
+  });
+
+  it('a sink that waits longer than the idle timeout is not taken for a silent server', async () => {
+    const quiet = new WirePool({ idleTimeoutMs: 100 });
+    const data = crypto.randomBytes(2 * 1024 * 1024);
+    const srv = await rawServer((_i, s) => s.write(ok(data)));
+    try {
+      const r = await quiet.request(srv.url(), {});
+      const parts: Buffer[] = [];
+      let waited = false;
+      await r.body.drainInto({
+        absorb(c) {
+          parts.push(Buffer.from(c));
+          return waited; // wait once
+        },
+        ready() {
+          waited = true;
+          return new Promise((res) => setTimeout(res, 400));
+        },
+      });
+      expect(Buffer.concat(parts).equals(data)).toBe(true);
+    } finally {
+      quiet.close();
+      await srv.close();
+    }
+  });
+
   it('a sink that waits pauses the socket: memory held stays bounded while the server pushes 64 MiB', async () => {
     const size = 64 * 1024 * 1024;
     const block = Buffer.alloc(1024 * 1024, 7);
