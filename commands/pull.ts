@@ -2,6 +2,7 @@ import { ImgtoolCommand, Flags, Args, fmtBytes } from '../src/cli';
 import { withCommandLease } from '../src/leases';
 import { shortDigest } from '../src/digest';
 import { pullImages } from '../src/registry/pull';
+import { limitFlags, limitsFromFlags } from '../src/cli/limits';
 import type { PullResult } from '../src/registry/pull';
 
 export default class Pull extends ImgtoolCommand<typeof Pull> {
@@ -26,6 +27,9 @@ HTTPS by default; a loopback registry (localhost, 127.0.0.1) may answer over pla
     jobs: Flags.integer({ default: 4, min: 1, max: 64, description: 'parallel blob transfers' }),
     insecure: Flags.boolean({ default: false, description: 'allow plain HTTP and unverified TLS' }),
     'ca-file': Flags.string({ description: 'extra CA certificate(s) (PEM) to trust' }),
+    'max-layer-size': limitFlags['max-layer-size'],
+    'max-ratio': limitFlags['max-ratio'],
+    'max-entries': limitFlags['max-entries'],
   };
 
   async run(): Promise<void> {
@@ -34,7 +38,7 @@ HTTPS by default; a loopback registry (localhost, 127.0.0.1) may answer over pla
     const result = await withCommandLease(this.store, undefined, (lease) =>
       pullImages(this.store, argv as string[], {
         platforms: f.platform, allPlatforms: f['all-platforms'], unpack: !f['no-unpack'], digests: f.digests,
-        jobs: f.jobs, insecure: f.insecure, caFile: f['ca-file'], lease, progress: this.progress,
+        jobs: f.jobs, insecure: f.insecure, caFile: f['ca-file'], limits: limitsFromFlags(f), lease, progress: this.progress,
       }),
     );
     for (const w of result.warnings) if (!w.includes(': not unpacked: ')) this.warn_(w);

@@ -1,4 +1,4 @@
-/** The hostile-input limit flags (src/limits), shared by load, verify, unpack and export-rootfs. */
+/** The hostile-input limit flags (src/limits), shared by load, pull, verify, unpack and export-rootfs. */
 import { Flags } from './flags';
 import { DEFAULT_LIMITS, Limits, fmtLimit, parseSize } from '../limits';
 

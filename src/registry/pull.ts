@@ -39,6 +39,7 @@ import { namesForImage } from '../archive/naming';
 import { unpackThenRegister } from '../images/register';
 import { withCommandLease } from '../leases';
 import type { UnpackResult } from '../snapshots';
+import type { Limits } from '../limits';
 import { RegistryClient, ClientOptions } from './client';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, RegistryDoc, parseRegistryDoc } from './docs';
 import { ResponseBody, discard, isCutConnection, readBody } from './http';
@@ -56,6 +57,8 @@ export interface PullOptions extends ClientOptions {
   digests?: boolean;
   /** Parallel blob transfers (default 4). */
   jobs?: number;
+  /** Hostile-input limits for unpacking the pulled layers (src/limits; defaults as load). */
+  limits?: Partial<Limits>;
   lease?: ResourceHolder;
   progress?: Progress;
 }
@@ -129,7 +132,7 @@ export async function pullImages(store: Store, refs: string[], opts: PullOptions
       also: () => {
         for (const f of fetched) recordSources(store, f.domain, f.repo, [f.target, ...f.needed].map((d) => d.digest));
       },
-    }, { unpack: opts.unpack, platforms: opts.platforms, lease: opts.lease!, progress, verb: 'pull', warnings });
+    }, { unpack: opts.unpack, platforms: opts.platforms, lease: opts.lease!, progress, verb: 'pull', warnings, limits: opts.limits });
     return { images: fetched.map((f) => f.image), unpacked, warnings };
   } finally {
     for (const c of clients.values()) c.close();

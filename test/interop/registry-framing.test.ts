@@ -130,6 +130,19 @@ describe('blob framing from a hostile registry path', () => {
     }
   });
 
+  it('pull honours the unpack limits (--max-layer-size): one line naming the layer, nothing registered; within them it unpacks', async () => {
+    if (!HAVE) return;
+    const dst = path.join(dir, `d${n++}`);
+    const r = await runCli(['pull', `${reg}/frame:1`, '--insecure', '--max-layer-size', '100K'], { root: dst });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/layer/);
+    expect(r.stderr).toMatch(/100 KiB|102400/);
+    expect(await imgtoolJson(dst, ['images'])).toEqual([]);
+    const ok = await imgtoolJson(dst, ['pull', `${reg}/frame:1`, '--insecure', '--max-layer-size', '2M']);
+    expect(ok.unpacked[0].layers).toHaveLength(2);
+  });
+
   const bad: Array<[string, Framing, RegExp]> = [
     ['a body longer than the descriptor says', (b) => Buffer.concat([head(`Content-Length: ${b.length + 100}\r\n`), b, Buffer.alloc(100, 1)]), /size mismatch/],
     ['bytes past Content-Length (the first bytes are the blob with its last byte changed)',
