@@ -248,8 +248,7 @@ export class Transport {
     return new Promise((resolve, reject) => {
       const h: Record<string, string> = { 'User-Agent': 'imgtool/0.1', ...headers };
       const src = typeof body === 'function' ? body() : body;
-      if (Buffer.isBuffer(src)) h['Content-Length'] = String(src.length);
-      if (src instanceof FileBody) h['Content-Length'] = String(src.length);
+      if (Buffer.isBuffer(src) || src instanceof FileBody) h['Content-Length'] = String(src.length);
       const onRes = (res: http.IncomingMessage) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
       const proxy = proxyFor(url, this.proxies);
       let r: http.ClientRequest;

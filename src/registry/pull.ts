@@ -375,9 +375,8 @@ async function fetchBlob(store: Store, client: RegistryClient, request: Requeste
         break;
       } catch (e) {
         res.body.destroy();
-        // A body the framing parser refused (src/registry/wire.ts): one line naming the blob.
-        if (e instanceof WireError && !isCutConnection(e)) throw new RegistryError(`${what}: ${e.message}`);
-        if (!isCutConnection(e)) throw e;
+        // A body the framing parser refused (src/registry/wire.ts) is one line naming the blob.
+        if (!isCutConnection(e)) throw e instanceof WireError ? new RegistryError(`${what}: ${e.message}`) : e;
         if (attempt >= BLOB_ATTEMPTS) throw new RegistryError(`${what}: the connection was cut ${attempt} times; giving up`);
       }
     }
